@@ -1,0 +1,54 @@
+# The two set-up commands of the README:  make run  (the app)  and  make test  (the tests).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+export MALLOC_MMAP_THRESHOLD_ := 1073741824
+export MALLOC_TRIM_THRESHOLD_ := 4294967296
+
+.PHONY: run test install install-dev browser db weights lint bench
+
+## make run: install, create/upgrade the SQLite database, fetch weights, start web + worker on :5000
+run: install db weights
+	PORT=5000 $(BIN)/honcho start --procfile Procfile web worker
+
+## make test: install (with test tools and Debian's chromium) and run the whole test suite
+test: install-dev browser
+	$(BIN)/python -m pytest
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) \
+	    apt-get install -y -q chromium; }
+
+db: install
+	$(BIN)/flask db upgrade
+
+weights: install
+	@$(BIN)/flask models download || { \
+	  echo ""; echo "*** Could not download the model weights (offline?). The app starts anyway;"; \
+	  echo "*** photos will fail with a message until you run:  $(BIN)/flask models download"; }
+
+lint: install-dev
+	$(BIN)/ruff check app models tests wsgi.py
+
+bench: install
+	$(BIN)/python -m models.bench

@@ -1,0 +1,57 @@
+"""VisionAnything web application (Flask factory)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app import config as config_module
+from app.extensions import csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the web app; ``test_config`` overrides settings read from the environment.
+
+    Raises:
+        RuntimeError: production without SECRET_KEY.
+    """
+    app = Flask(__name__, instance_relative_config=True,
+                template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    instance = Path(app.instance_path)
+    app.config.from_mapping(config_module.from_env(instance))
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"),
+                     render_as_batch=True)  # SQLite needs batch mode for ALTER TABLE
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    from app import errors
+    from app.db import User
+
+    login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)))
+    login_manager.unauthorized_handler(errors.unauthorized)
+    login_manager.session_protection = "basic"
+
+    from app.jobs import DatabaseQueue
+    from app.storage import LocalStorage
+
+    app.extensions["photo_storage"] = LocalStorage(app.config["STORAGE_DIR"])
+    app.extensions["job_queue"] = DatabaseQueue()
+
+    from app import admin, api, auth, cli, library, main
+
+    for module in (auth, main, library, admin, api):
+        app.register_blueprint(module.bp)
+    errors.register(app)
+    cli.register(app)
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO)
+    return app

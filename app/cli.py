@@ -1,0 +1,83 @@
+"""Command-line tools: ``flask users ...``, ``flask models download``, ``flask worker``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.db import User
+from app.extensions import db
+from app.forms import MIN_PASSWORD
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+models_cli = AppGroup("models", help="Manage model weights.")
+
+
+@users_cli.command("create-admin")
+@click.argument("email")
+@click.password_option(help="Asked for when not given.")
+def create_admin(email: str, password: str) -> None:
+    """Create an admin account EMAIL (or make an existing account an admin)."""
+    if len(password) < MIN_PASSWORD:
+        raise click.ClickException(f"Use at least {MIN_PASSWORD} characters.")
+    user = User.by_email(email)
+    if user is None:
+        user = User(email=User.normalise_email(email))
+        db.session.add(user)
+    user.set_password(password)
+    user.is_admin = True
+    db.session.commit()
+    click.echo(f"{user.email} is an admin.")
+
+
+@models_cli.command("download")
+@click.option("--only", type=click.Choice(["mobile-sam", "grounding-dino"]), default=None,
+              help="Download one model only.")
+def download_models(only: str | None) -> None:
+    """Download MobileSAM and Grounding DINO weights into MODEL_DIR (checksums verified)."""
+    from models.errors import ModelError
+    from models.weights import download_grounding_dino, download_mobile_sam
+
+    config = current_app.config["INFERENCE"]
+    try:
+        if only in (None, "mobile-sam"):
+            path = download_mobile_sam(config.model_dir)
+            click.echo(f"MobileSAM weights: {path}")
+        if only in (None, "grounding-dino"):
+            path = download_grounding_dino(config.model_dir, config.grounding_dino_model)
+            click.echo(f"Grounding DINO weights: {path}")
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command("worker")
+@click.option("--max-jobs", type=int, default=None, help="Stop after this many jobs.")
+@click.option("--poll", type=float, default=1.0, help="Seconds between queue polls.")
+def worker_command(max_jobs: int | None, poll: float) -> None:
+    """Run an inference worker: loads the models once, then analyses queued photos."""
+    from app.jobs import DatabaseJobSource
+    from models.service import InferenceService
+    from models.worker import run_worker, tune_allocator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    tune_allocator()
+    app: Flask = current_app._get_current_object()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    service = InferenceService(app.config["INFERENCE"])
+    handled = run_worker(DatabaseJobSource(app), service, stop=stop, poll_interval=poll,
+                         max_jobs=max_jobs)
+    click.echo(f"worker stopped after {handled} job(s)")
+
+
+def register(app: Flask) -> None:
+    """Add the commands to ``app.cli``."""
+    app.cli.add_command(users_cli)
+    app.cli.add_command(models_cli)
+    app.cli.add_command(worker_command)

@@ -1,0 +1,78 @@
+"""Configuration read from the environment when the app is created (never at import)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from models.config import ServiceConfig
+
+#: Largest upload accepted, in bytes (a 12-megapixel phone JPEG is 3-8 MB; HEIC less).
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def database_url(environ: Mapping[str, str], instance_path: Path) -> str:
+    """Return the SQLAlchemy URL: ``DATABASE_URL`` or a SQLite file in the instance folder.
+
+    Heroku still hands out ``postgres://`` URLs, which SQLAlchemy 2 refuses; they are rewritten
+    to ``postgresql+psycopg://`` (psycopg 3).
+    """
+    url = environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return f"sqlite:///{instance_path / 'visionanything.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _secret_key(environ: Mapping[str, str], instance_path: Path, production: bool) -> str:
+    """Return ``SECRET_KEY``; in development, a random key kept in the instance folder.
+
+    Raises:
+        RuntimeError: in production (``FLASK_ENV``/``APP_ENV`` = production) without SECRET_KEY.
+    """
+    key = environ.get("SECRET_KEY", "").strip()
+    if key:
+        return key
+    if production:
+        raise RuntimeError("SECRET_KEY must be set in production (for example: "
+                           "heroku config:set SECRET_KEY=$(python -c 'import secrets; "
+                           "print(secrets.token_hex(32))'))")
+    path = instance_path / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> dict:
+    """Build the Flask config mapping from environment variables.
+
+    Variables: SECRET_KEY, DATABASE_URL, STORAGE_DIR, MODEL_DIR, MOBILE_SAM_CHECKPOINT,
+    GROUNDING_DINO_MODEL, MAX_UPLOAD_MB, APP_ENV (``production`` enables secure cookies and
+    requires SECRET_KEY).
+    """
+    production = environ.get("APP_ENV", environ.get("FLASK_ENV", "")).lower() == "production"
+    max_mb = float(environ.get("MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_BYTES / 2**20))
+    return {
+        "SECRET_KEY": _secret_key(environ, instance_path, production),
+        "SQLALCHEMY_DATABASE_URI": database_url(environ, instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "STORAGE_DIR": environ.get("STORAGE_DIR", str(instance_path / "storage")),
+        "MAX_CONTENT_LENGTH": int(max_mb * 2**20),
+        "MAX_STORED_SIDE": int(environ.get("MAX_STORED_SIDE", "4096")),
+        "INFERENCE": ServiceConfig.from_env(environ),
+        "PRODUCTION": production,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "JOB_TIMEOUT_S": float(environ.get("JOB_TIMEOUT_S", "600")),
+    }

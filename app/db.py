@@ -1,0 +1,151 @@
+"""Database tables: users, photos, their detected objects, and analysis jobs.
+
+Named ``db`` rather than ``models`` because ``models/`` is the vision package.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, Text, func, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+
+#: Photo and job states, in the order a job moves through them.
+STATUSES = ("queued", "running", "done", "failed")
+
+
+def utcnow() -> datetime:
+    """Return the current time in UTC as a naive datetime (what SQLite and Postgres both store)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    """A parent's or teacher's account. ``is_admin`` is never set by any form or API field."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    photos: Mapped[list[Photo]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def set_password(self, password: str) -> None:
+        """Hash ``password`` with scrypt (werkzeug's default KDF) and store the hash."""
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        """Return True if ``password`` matches the stored hash (constant-time comparison)."""
+        return check_password_hash(self.password_hash, password)
+
+    @staticmethod
+    def normalise_email(email: str) -> str:
+        """Return ``email`` stripped and lower-cased, the form in which emails are stored."""
+        return email.strip().lower()
+
+    @classmethod
+    def by_email(cls, email: str) -> User | None:
+        """Return the user with this email (case-insensitive), or None."""
+        return db.session.scalar(select(cls).where(cls.email == cls.normalise_email(email)))
+
+    @classmethod
+    def admin_count(cls) -> int:
+        """Return how many admins exist."""
+        return db.session.scalar(select(func.count()).where(cls.is_admin.is_(True))) or 0
+
+
+class Photo(db.Model):
+    """One uploaded photo, stored normalised (EXIF orientation applied, metadata stripped)."""
+
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    width: Mapped[int]
+    height: Mapped[int]
+    mode: Mapped[str] = mapped_column(String(16))
+    prompt: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    weights: Mapped[str | None] = mapped_column(Text)  # JSON: {"mobile_sam": "official", ...}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    user: Mapped[User] = relationship(back_populates="photos")
+    objects: Mapped[list[Detection]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Detection.rank",
+    )
+    jobs: Mapped[list[Job]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Job.created_at",
+    )
+
+    @property
+    def job(self) -> Job | None:
+        """The photo's most recent analysis job."""
+        return self.jobs[-1] if self.jobs else None
+
+    @property
+    def storage_prefix(self) -> str:
+        """Storage key prefix of this photo's files (``u<user>/p<photo>/``)."""
+        return f"u{self.user_id}/p{self.id}/"
+
+
+class Detection(db.Model):
+    """One object found in a photo: label, score (0-1), box (xyxy pixels), area (pixels)."""
+
+    __tablename__ = "detections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    rank: Mapped[int]
+    label: Mapped[str] = mapped_column(String(200))
+    score: Mapped[float]
+    x0: Mapped[float]
+    y0: Mapped[float]
+    x1: Mapped[float]
+    y1: Mapped[float]
+    area: Mapped[int]
+    color: Mapped[str] = mapped_column(String(7))
+
+    photo: Mapped[Photo] = relationship(back_populates="objects")
+
+    @property
+    def box(self) -> list[float]:
+        """The box as ``[x0, y0, x1, y1]`` in pixels of the stored photo."""
+        return [self.x0, self.y0, self.x1, self.y1]
+
+
+def new_job_id() -> str:
+    """Return a fresh job id: 32 lowercase hex characters (uuid4)."""
+    return uuid.uuid4().hex
+
+
+class Job(db.Model):
+    """One analysis of a photo, keyed by the id the queue and the API use."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_job_id)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(default=0.0)
+    stage: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    photo: Mapped[Photo] = relationship(back_populates="jobs")

@@ -1,0 +1,42 @@
+"""Flask-WTF forms (CSRF-protected) for accounts and uploads."""
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, PasswordField, RadioField, StringField, SubmitField
+from wtforms.validators import Email, EqualTo, InputRequired, Length, Optional
+
+#: NIST SP 800-63B asks for at least 8 characters and allows at least 64.
+MIN_PASSWORD, MAX_PASSWORD = 8, 128
+
+
+class RegisterForm(FlaskForm):
+    """Sign-up: email, password, confirmation. There is deliberately no admin field."""
+
+    email = StringField("Email", validators=[InputRequired(), Email(), Length(max=254)])
+    password = PasswordField("Password", validators=[
+        InputRequired(), Length(min=MIN_PASSWORD, max=MAX_PASSWORD,
+                                message="Use between 8 and 128 characters.")])
+    confirm = PasswordField("Repeat password", validators=[
+        InputRequired(), EqualTo("password", message="The two passwords do not match.")])
+    submit = SubmitField("Create account")
+
+
+class LoginForm(FlaskForm):
+    """Log in with email and password; ``remember`` keeps the session across browser restarts."""
+
+    email = StringField("Email", validators=[InputRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_PASSWORD)])
+    remember = BooleanField("Remember me")
+    submit = SubmitField("Log in")
+
+
+class UploadForm(FlaskForm):
+    """A photo and what to look for in it."""
+
+    mode = RadioField("What should we look for?", default="everything", choices=[
+        ("everything", "Find everything"), ("grounded", "Find by name")])
+    prompt = StringField("Names to find", validators=[Optional(), Length(max=500)],
+                         render_kw={"placeholder": "cat, ball", "autocomplete": "off"})
+    image = FileField("Photo", validators=[FileRequired("Choose or take a photo first.")],
+                      render_kw={"accept": "image/*", "capture": "environment"})
+    submit = SubmitField("Find the objects")

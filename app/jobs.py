@@ -1,0 +1,222 @@
+"""The job queue front: submitting photos, and the database-fed job source the worker drains.
+
+The queue sits behind :class:`JobQueue` (``enqueue``) on the web side and
+:class:`models.worker.JobSource` on the worker side. The embedded default is the database itself:
+a ``jobs`` row with status ``queued`` *is* the queue entry, and workers claim rows with an
+atomic conditional UPDATE, which works on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+from datetime import timedelta
+from typing import Protocol
+
+from flask import Flask, current_app
+from PIL import Image
+from sqlalchemy import select, update
+
+from app.db import Detection, Job, Photo, User, utcnow
+from app.extensions import db
+from app.imaging import normalise_upload
+from app.storage import LocalStorage, StorageError
+from models.prompts import parse_prompt
+from models.result import AnalysisResult
+from models.worker import JobRequest
+
+log = logging.getLogger(__name__)
+
+MODES = ("everything", "grounded")
+#: A job is tried at most this many times when its worker dies; then it fails with a reason.
+MAX_ATTEMPTS = 2
+
+ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.png", "objects.json", "thumb.jpg"
+FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB)
+
+
+class JobQueue(Protocol):
+    """Where the web side hands jobs to workers (the database now, Redis next)."""
+
+    def enqueue(self, job_id: str) -> None:
+        """Make the committed job ``job_id`` visible to workers."""
+
+
+class DatabaseQueue:
+    """The embedded default: the committed ``jobs`` row is already the queue entry."""
+
+    def enqueue(self, job_id: str) -> None:
+        """Nothing to do: workers poll ``jobs`` for status ``queued``."""
+
+
+def storage() -> LocalStorage:
+    """Return the current app's photo storage."""
+    return current_app.extensions["photo_storage"]
+
+
+def submit_photo(user: User, data: bytes, mode: str, prompt: str | None) -> tuple[Photo, Job]:
+    """Store an upload and queue its analysis; nothing is half-written if any step fails.
+
+    Args:
+        user: the owner.
+        data: the uploaded file's bytes (any size up to MAX_CONTENT_LENGTH).
+        mode: ``"everything"`` or ``"grounded"``.
+        prompt: the phrases for ``grounded`` mode, e.g. ``"cat, ball"`` (ignored otherwise).
+
+    Returns:
+        The committed photo (status ``queued``) and its job.
+
+    Raises:
+        ValueError: unknown mode. app.imaging.ImageRejected: not a usable photo.
+        models.errors.BadPromptError: grounded mode with a bad prompt.
+        app.storage.StorageError: the files could not be written (the row is rolled back).
+    """
+    if mode not in MODES:
+        raise ValueError("Choose “Find everything” or “Find by name”.")
+    if mode == "grounded":
+        prompt = ", ".join(parse_prompt(prompt or ""))
+    else:
+        prompt = None
+    normalised = normalise_upload(data, max_side=current_app.config["MAX_STORED_SIDE"])
+    width, height = normalised.size
+    photo = Photo(user_id=user.id, width=width, height=height, mode=mode, prompt=prompt)
+    db.session.add(photo)
+    try:
+        db.session.flush()
+        store = storage()
+        store.put(photo.storage_prefix + ORIGINAL, normalised.jpeg)
+        store.put(photo.storage_prefix + THUMB, normalised.thumb_jpeg)
+        job = Job(photo=photo)
+        db.session.add(job)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        if photo.id is not None:
+            storage().delete_prefix(photo.storage_prefix)
+        raise
+    current_app.extensions["job_queue"].enqueue(job.id)
+    log.info("queued job %s for photo %s (%s)", job.id, photo.id, mode)
+    return photo, job
+
+
+def delete_photo(photo: Photo) -> None:
+    """Delete a photo, its objects, its jobs and its files."""
+    prefix = photo.storage_prefix
+    db.session.delete(photo)
+    db.session.commit()
+    storage().delete_prefix(prefix)
+
+
+def serialize_job(job: Job) -> dict:
+    """Return the API view of a job: id, photo id, status, readable error, progress 0-1, stage."""
+    return {"job_id": job.id, "photo_id": job.photo_id, "status": job.status,
+            "error": job.error, "progress": round(job.progress or 0.0, 3), "stage": job.stage}
+
+
+class DatabaseJobSource:
+    """The worker's side of the database queue (implements :class:`models.worker.JobSource`)."""
+
+    def __init__(self, app: Flask, worker_name: str | None = None) -> None:
+        """Serve jobs of ``app``'s database; ``worker_name`` is recorded on claimed jobs."""
+        self.app = app
+        self.name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.timeout = timedelta(seconds=app.config["JOB_TIMEOUT_S"])
+
+    def recover_stale(self) -> int:
+        """Requeue (or fail, after MAX_ATTEMPTS) running jobs whose heartbeat is older than
+        ``JOB_TIMEOUT_S``: their worker died. Returns how many jobs were recovered."""
+        cutoff = utcnow() - self.timeout
+        stale = db.session.scalars(
+            select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)).all()
+        for job in stale:
+            if job.attempts >= MAX_ATTEMPTS:
+                self._mark_failed(job, "The worker stopped while analysing this photo, twice. "
+                                       "Please try another photo.")
+            else:
+                job.status, job.progress, job.stage = "queued", 0.0, "waiting to retry"
+                job.photo.status = "queued"
+        db.session.commit()
+        return len(stale)
+
+    def claim(self) -> JobRequest | None:
+        """Claim the oldest queued job (atomic conditional UPDATE) and load its photo."""
+        with self.app.app_context():
+            self.recover_stale()
+            candidates = db.session.scalars(
+                select(Job.id).where(Job.status == "queued").order_by(Job.created_at).limit(5))
+            for job_id in candidates.all():
+                now = utcnow()
+                claimed = db.session.execute(
+                    update(Job).where(Job.id == job_id, Job.status == "queued").values(
+                        status="running", worker=self.name, started_at=now, heartbeat_at=now,
+                        attempts=Job.attempts + 1, progress=0.0, stage="starting"))
+                db.session.commit()
+                if claimed.rowcount != 1:
+                    continue  # another worker won it
+                job = db.session.get(Job, job_id)
+                job.photo.status, job.photo.error = "running", None
+                db.session.commit()
+                try:
+                    data = storage().get(job.photo.storage_prefix + ORIGINAL)
+                    image = Image.open(io.BytesIO(data)).convert("RGB")
+                except (OSError, StorageError) as exc:
+                    log.exception("job %s: photo file unreadable", job_id)
+                    self._mark_failed(job, f"The stored photo could not be read ({exc}).")
+                    db.session.commit()
+                    continue
+                return JobRequest(job_id=job.id, image=image, mode=job.photo.mode,
+                                  prompt=job.photo.prompt, key=f"photo-{job.photo_id}")
+            return None
+
+    def progress(self, job_id: str, fraction: float, stage: str) -> None:
+        """Record progress (0-1) and the stage name; doubles as the job's heartbeat."""
+        with self.app.app_context():
+            db.session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
+                               .values(progress=max(0.0, min(1.0, fraction)), stage=stage[:100],
+                                       heartbeat_at=utcnow()))
+            db.session.commit()
+
+    def complete(self, job_id: str, result: AnalysisResult, overlay_png: bytes) -> None:
+        """Store the overlay and JSON, then write the objects and mark the job done in one
+        transaction. A storage or database error marks the job failed with the reason."""
+        with self.app.app_context():
+            job = db.session.get(Job, job_id)
+            if job is None:
+                return  # the photo was deleted while it was being analysed
+            photo = job.photo
+            try:
+                store = storage()
+                store.put(photo.storage_prefix + OVERLAY, overlay_png)
+                store.put(photo.storage_prefix + OBJECTS,
+                          json.dumps(result.to_json(), separators=(",", ":")).encode())
+                photo.objects.clear()
+                for rank, obj in enumerate(result.objects):
+                    x0, y0, x1, y1 = (float(v) for v in obj.box)
+                    photo.objects.append(Detection(
+                        rank=rank, label=obj.label, score=float(obj.score), x0=x0, y0=y0, x1=x1,
+                        y1=y1, area=int(obj.area), color="#{:02x}{:02x}{:02x}".format(*obj.color)))
+                photo.weights = json.dumps(result.weights)
+                photo.status, photo.error = "done", None
+                job.status, job.progress, job.stage = "done", 1.0, "done"
+                job.finished_at = utcnow()
+                db.session.commit()
+            except Exception as exc:  # storage full, database gone: fail the job, keep the photo
+                db.session.rollback()
+                log.exception("job %s: could not save the result", job_id)
+                self.fail(job_id, f"The result could not be saved ({type(exc).__name__}).")
+
+    def fail(self, job_id: str, reason: str) -> None:
+        """Mark the job and its photo failed with a readable ``reason``; the photo stays."""
+        with self.app.app_context():
+            job = db.session.get(Job, job_id)
+            if job is not None:
+                self._mark_failed(job, reason)
+                db.session.commit()
+
+    @staticmethod
+    def _mark_failed(job: Job, reason: str) -> None:
+        job.status, job.error, job.stage, job.finished_at = "failed", reason, "failed", utcnow()
+        job.photo.status, job.photo.error = "failed", reason

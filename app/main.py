@@ -1,0 +1,39 @@
+"""The home page: the landing page, or the upload page when logged in."""
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from app.forms import UploadForm
+from app.imaging import ImageRejected
+from app.jobs import submit_photo
+from app.storage import StorageError
+from models.errors import BadPromptError
+
+bp = Blueprint("main", __name__)
+
+
+@bp.route("/", methods=["GET"])
+def index():
+    """The upload page for a logged-in user, the landing page otherwise."""
+    if not current_user.is_authenticated:
+        return render_template("landing.html")
+    return render_template("index.html", form=UploadForm())
+
+
+@bp.route("/", methods=["POST"])
+@login_required
+def upload():
+    """No-JavaScript upload: store the photo, queue the job, go to the photo's page."""
+    form = UploadForm()
+    if form.validate_on_submit():
+        try:
+            photo, _ = submit_photo(current_user, form.image.data.read(), form.mode.data,
+                                    form.prompt.data)
+        except (ImageRejected, BadPromptError, ValueError) as exc:
+            target = form.prompt if isinstance(exc, BadPromptError) else form.image
+            target.errors = [*target.errors, str(exc)]
+        except StorageError:
+            flash("We could not save your photo just now. Please try again.", "error")
+        else:
+            return redirect(url_for("library.photo", photo_id=photo.id))
+    return render_template("index.html", form=form), 400
