@@ -1,0 +1,73 @@
+"""Configuration of the inference service, read from the environment by the web app/worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_GROUNDING_DINO_MODEL = "IDEA-Research/grounding-dino-tiny"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def default_model_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """Return ``$XDG_CACHE_HOME/visionanything/models`` (``~/.cache/...`` when unset).
+
+    Follows the XDG Base Directory specification for the cache location. Creates nothing.
+    """
+    cache = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "visionanything" / "models"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Where the weights live and how inference runs.
+
+    Attributes:
+        model_dir: cache directory for downloaded weights (``MODEL_DIR``).
+        mobile_sam_checkpoint: explicit MobileSAM ``.pt`` path (``MOBILE_SAM_CHECKPOINT``);
+            None means ``model_dir / "mobile_sam.pt"``.
+        grounding_dino_model: Hugging Face hub id or local directory (``GROUNDING_DINO_MODEL``).
+        allow_unverified_weights: accept weights whose checksum is not the official one
+            (``ALLOW_UNVERIFIED_WEIGHTS=1``; tests only).
+        device: torch device string, e.g. ``"cpu"``.
+        num_threads: torch intra-op threads; None means the CPUs this process may use.
+    """
+
+    model_dir: Path
+    mobile_sam_checkpoint: Path | None = None
+    grounding_dino_model: str = DEFAULT_GROUNDING_DINO_MODEL
+    allow_unverified_weights: bool = False
+    device: str = "cpu"
+    num_threads: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceConfig:
+        """Build a config from ``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``, ``GROUNDING_DINO_MODEL``,
+        ``ALLOW_UNVERIFIED_WEIGHTS``, ``MODEL_DEVICE`` and ``MODEL_NUM_THREADS``.
+
+        Raises:
+            ValueError: ``MODEL_NUM_THREADS`` is not a positive integer.
+        """
+        model_dir_text = environ.get("MODEL_DIR")
+        model_dir = (
+            Path(model_dir_text).expanduser() if model_dir_text else default_model_dir(environ)
+        )
+        checkpoint = environ.get("MOBILE_SAM_CHECKPOINT")
+        threads_text = environ.get("MODEL_NUM_THREADS")
+        num_threads = None
+        if threads_text:
+            num_threads = int(threads_text)
+            if num_threads < 1:
+                raise ValueError(f"MODEL_NUM_THREADS must be >= 1, got {threads_text!r}")
+        return cls(
+            model_dir=model_dir,
+            mobile_sam_checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
+            grounding_dino_model=environ.get("GROUNDING_DINO_MODEL")
+            or DEFAULT_GROUNDING_DINO_MODEL,
+            allow_unverified_weights=environ.get("ALLOW_UNVERIFIED_WEIGHTS", "").lower() in _TRUE,
+            device=environ.get("MODEL_DEVICE") or "cpu",
+            num_threads=num_threads,
+        )

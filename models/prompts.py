@@ -1,0 +1,53 @@
+"""Parse the text prompt of grounded mode ("cat, ball" / "cat . ball") into phrases."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from models.errors import BadPromptError
+
+MAX_PROMPT_CHARS = 500
+MAX_PHRASES = 20
+
+# "," and "." are the two separators people type; Grounding DINO itself uses "." between
+# phrases and treats "?" as a delimiter token too (transformers SPECIAL_TOKENS), so "?", "!",
+# ";" and line breaks also end a phrase.
+_SEPARATORS = re.compile(r"[,.;?!\n\r]+")
+_ALLOWED_CONTROL = {"\n", "\r", "\t"}
+
+
+def parse_prompt(text: str) -> list[str]:
+    """Split a prompt into phrases: ``"Cat, ball"``, ``"cat . ball"``, ``"cat. ball"`` ->
+    ``["cat", "ball"]``.
+
+    Phrases are lower-cased, inner whitespace collapsed, stripped, and de-duplicated keeping
+    the first occurrence. Tabs count as spaces and line breaks as separators.
+
+    Raises:
+        BadPromptError: ``text`` is not a string, is empty or only separators, is longer than
+            ``MAX_PROMPT_CHARS`` (500) characters, contains other control characters
+            (Unicode category Cc), or yields more than ``MAX_PHRASES`` (20) phrases.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise BadPromptError('Please type what to look for, for example "cat, ball".')
+    if len(text) > MAX_PROMPT_CHARS:
+        raise BadPromptError(
+            f"The text is too long ({len(text)} characters); please keep it under "
+            f"{MAX_PROMPT_CHARS}."
+        )
+    for char in text:
+        if unicodedata.category(char) == "Cc" and char not in _ALLOWED_CONTROL:
+            raise BadPromptError("The text has invisible control characters; please retype it.")
+    phrases: list[str] = []
+    for piece in _SEPARATORS.split(text):
+        phrase = " ".join(piece.split()).lower()
+        if phrase and phrase not in phrases:
+            phrases.append(phrase)
+    if not phrases:
+        raise BadPromptError('Please type what to look for, for example "cat, ball".')
+    if len(phrases) > MAX_PHRASES:
+        raise BadPromptError(
+            f"That is {len(phrases)} things to look for; please ask for at most {MAX_PHRASES}."
+        )
+    return phrases

@@ -1,0 +1,84 @@
+"""Result types of one analysis, and their JSON form (``objects.json``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from models.palette import hex_color
+from models.rle import mask_to_rle
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class ObjectResult:
+    """One coloured, named object.
+
+    Attributes:
+        label: "object 3" (everything mode) or the detected phrase, e.g. "cat" (grounded).
+        score: 0-1; predicted mask IoU (everything) or detection score (grounded).
+        box: (x0, y0, x1, y1) in pixels of the photo, 0 <= x0 <= x1 <= width.
+        mask: (H, W) bool at photo size; True marks the object's pixels.
+        area: number of True pixels in ``mask``.
+        color: (r, g, b) 0-255 used for the tint, contour and label.
+    """
+
+    label: str
+    score: float
+    box: Box
+    mask: np.ndarray
+    area: int
+    color: tuple[int, int, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict: label, score, box [x0,y0,x1,y1] px, area px, "#rrggbb", COCO RLE."""
+        return {
+            "label": self.label,
+            "score": round(float(self.score), 4),
+            "box": [round(float(v), 1) for v in self.box],
+            "area": int(self.area),
+            "color": hex_color(self.color),
+            "mask": mask_to_rle(self.mask),
+        }
+
+
+@dataclass
+class AnalysisResult:
+    """Everything found in one photo.
+
+    Attributes:
+        width, height: photo size in pixels after EXIF orientation; every mask is (height, width).
+        mode: "everything" or "grounded".
+        prompt: the prompt as typed (grounded), None in everything mode.
+        objects: everything mode: largest area first, labelled "object 1", "object 2", ...;
+            grounded mode: the detected phrase, highest score first.
+        weights: {"mobile_sam": "official"|"unverified", "grounding_dino": ...} for the
+            models used.
+        timings: seconds per stage, e.g. {"load": ..., "embed": ..., "total": ...}.
+    """
+
+    width: int
+    height: int
+    mode: str
+    prompt: str | None
+    objects: list[ObjectResult]
+    weights: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``objects.json`` document: {"width","height","mode","prompt","weights","objects"}.
+
+        Each object is {"label","score","box":[x0,y0,x1,y1],"area","color":"#rrggbb",
+        "mask":{"size":[h,w],"counts":str}} (COCO compressed RLE, see ``models.rle``).
+        """
+        return {
+            "width": self.width,
+            "height": self.height,
+            "mode": self.mode,
+            "prompt": self.prompt,
+            "weights": dict(self.weights),
+            "objects": [obj.to_json() for obj in self.objects],
+        }
