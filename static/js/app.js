@@ -1,0 +1,19 @@
+// Entry point (an ES module, so it runs after the document is parsed). Each page's behaviour is
+// switched on by a data attribute in its template; without JavaScript every page still works.
+
+import { initLibrary } from "./library.js";
+import { initPhotoPage } from "./photo-page.js";
+import { initUi } from "./ui.js";
+import { initUpload } from "./upload.js";
+
+document.documentElement.classList.replace("no-js", "js");
+initUi(document);
+
+const upload = document.querySelector("[data-upload-app]");
+if (upload) initUpload(upload);
+
+const photoPage = document.querySelector("[data-photo-app]");
+if (photoPage) initPhotoPage(photoPage);
+
+const library = document.querySelector("[data-library]");
+if (library) initLibrary(library);
