@@ -1,0 +1,134 @@
+"""Draw the result for a child: each object tinted in its colour, outlined, and named with a
+big rounded label (white text on the object's colour). Pillow for text, OpenCV for contours."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from models.result import ObjectResult
+
+TINT_ALPHA = 0.45  # weight of the object's colour over the photo inside its mask
+_NUMBERED = re.compile(r"^object (\d+)$")
+
+
+def label_text(obj: ObjectResult) -> str:
+    """Text drawn for an object: "3" for everything mode's "object 3", else "cat 0.87"."""
+    match = _NUMBERED.match(obj.label)
+    if match:
+        return match.group(1)
+    return f"{obj.label} {obj.score:.2f}"
+
+
+def _sizes(width: int, height: int) -> tuple[int, int]:
+    """(font size px, contour thickness px) scaled to the photo: 3.5% and 0.25% of the short
+    side, at least 14 and 2 px (about 48 px text on a 1365-px-high photo)."""
+    short = min(width, height)
+    return max(14, round(short * 0.035)), max(2, round(short * 0.0025))
+
+
+def _label_anchor(mask: np.ndarray, box: Sequence[float]) -> tuple[float, float]:
+    """Point deep inside the mask (maximum of the distance transform, computed on a copy at
+    most 256 px long), so the label sits on the object; the box centre for empty masks."""
+    if not mask.any():
+        x0, y0, x1, y1 = box
+        return (x0 + x1) / 2, (y0 + y1) / 2
+    height, width = mask.shape
+    step = max(1, int(np.ceil(max(height, width) / 256)))
+    small = np.ascontiguousarray(mask[::step, ::step]).astype(np.uint8)
+    if not small.any():
+        ys, xs = np.nonzero(mask)
+        return float(xs.mean()), float(ys.mean())
+    dist = cv2.distanceTransform(np.pad(small, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return float(x * step + step / 2), float(y * step + step / 2)
+
+
+def render_overlay(image: Image.Image, objects: Sequence[ObjectResult]) -> Image.Image:
+    """Return an RGB copy of ``image`` (W x H) with the objects drawn on it.
+
+    Args:
+        image: the photo as analysed (RGB, W x H; masks must be (H, W)).
+        objects: results; larger objects are painted first so smaller ones stay visible.
+
+    Returns:
+        RGB PIL image of size W x H: each mask blended with its colour (alpha 0.45), its
+        outline drawn in the colour, and a label ("3" in everything mode, "cat 0.87" in
+        grounded mode) in a rounded box filled with the colour, white text.
+
+    Raises:
+        ValueError: a mask's shape is not (H, W).
+    """
+    photo = image.convert("RGB")
+    width, height = photo.size
+    canvas = np.array(photo, dtype=np.uint8)
+    font_size, thickness = _sizes(width, height)
+    ordered = sorted(objects, key=lambda o: o.area, reverse=True)
+    for obj in ordered:
+        if obj.mask.shape != (height, width):
+            raise ValueError(f"mask shape {obj.mask.shape} != photo (H, W) {(height, width)}")
+        mask = obj.mask.astype(bool, copy=False)
+        color = np.array(obj.color, dtype=np.float32)
+        region = canvas[mask].astype(np.float32)
+        canvas[mask] = np.round(region * (1 - TINT_ALPHA) + color * TINT_ALPHA).astype(np.uint8)
+    for obj in ordered:
+        contours, _ = cv2.findContours(
+            obj.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in obj.color), thickness)
+    out = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=font_size)
+    placed: list[tuple[float, float, float, float]] = []
+    for obj in sorted(objects, key=lambda o: o.area):  # small objects pick their spot first
+        _draw_label(draw, font, obj, (width, height), placed)
+    return out
+
+
+def _draw_label(
+    draw: ImageDraw.ImageDraw,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    obj: ObjectResult,
+    size: tuple[int, int],
+    placed: list[tuple[float, float, float, float]],
+) -> None:
+    """Draw one rounded label centred on the object, nudged down past labels already placed
+    and kept inside the photo."""
+    width, height = size
+    text = label_text(obj)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    pad = max(4, (bottom - top) // 3)
+    box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
+    cx, cy = _label_anchor(obj.mask, obj.box)
+    x0 = min(max(cx - box_w / 2, 0), max(width - box_w, 0))
+    y0 = min(max(cy - box_h / 2, 0), max(height - box_h, 0))
+    for _ in range(len(placed)):
+        clash = next((p for p in placed if _overlap((x0, y0, x0 + box_w, y0 + box_h), p)), None)
+        if clash is None:
+            break
+        y0 = clash[3] + 2 if clash[3] + 2 + box_h <= height else clash[1] - box_h - 2
+        y0 = min(max(y0, 0), max(height - box_h, 0))
+    rect = (x0, y0, x0 + box_w, y0 + box_h)
+    placed.append(rect)
+    draw.rounded_rectangle(
+        rect, radius=box_h // 3, fill=tuple(obj.color), outline=(255, 255, 255), width=2
+    )
+    draw.text((x0 + pad - left, y0 + pad - top), text, font=font, fill=(255, 255, 255))
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
+    """True if boxes (x0, y0, x1, y1) intersect."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """PNG bytes of ``image``. zlib level 3: on a 2048x1365 overlay ~10% larger than Pillow's
+    default level 6 but ~4x faster (0.27 s vs 1.04 s, measured)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()

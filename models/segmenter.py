@@ -1,0 +1,444 @@
+"""MobileSAM segmenter: image embeddings (LRU-cached per key), box and point prompts, and
+everything mode (automatic mask generation), all returning masks at photo size.
+
+MobileSAM (Zhang et al. 2023, arXiv:2306.14289) is SAM (Kirillov et al. 2023,
+arXiv:2304.02643) with a TinyViT image encoder ("vit_t"); the prompt encoder and mask
+decoder are SAM's. The encoder always sees the photo resized to 1024 px on its long side
+(SAM's ``ResizeLongestSide``), so the photo is downscaled once to that "work image"; low
+resolution mask logits (256x256) are upscaled straight to photo size.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from models.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+ENCODER_SIZE = 1024  # SAM/MobileSAM image encoder input, long side in pixels
+
+
+def import_mobile_sam() -> ModuleType:
+    """Import ``mobile_sam`` without its import-time noise.
+
+    mobilesam-mirror re-registers timm's TinyViT models ("Overwriting tiny_vit_* in registry",
+    UserWarning) and imports deprecated timm paths (FutureWarning); both are harmless.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Overwriting tiny_vit", category=UserWarning)
+        warnings.filterwarnings("ignore", message="Importing from timm", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="timm")
+        import mobile_sam
+    return mobile_sam
+
+
+_mobile_sam = import_mobile_sam()
+_amg = _mobile_sam.utils.amg
+
+
+@dataclass(frozen=True)
+class EverythingSettings:
+    """Settings of everything mode, chosen for about 5 s on 2 CPU cores.
+
+    Attributes:
+        points_per_side: the point grid is points_per_side**2 single-point prompts. SAM's
+            default is 32 (1,024 prompts, 79 s here); the decoder costs ~45 ms per prompt
+            on 2 cores whatever the batch size (measured), so 10 (100 prompts) keeps
+            everything mode near 5 s. Small objects between grid points can be missed.
+        points_per_batch: prompts per decoder call; 16 uses far less memory than SAM's 64
+            and is as fast on CPU (measured).
+        pred_iou_thresh, stability_score_thresh: 0.86 / 0.92, the values of SAM's
+            ``automatic_mask_generator_example.ipynb`` (lower than the ViT-H defaults
+            0.88 / 0.95, which keep few masks with a small grid).
+        box_nms_thresh: SAM's default 0.7 (box IoU above which duplicates are dropped).
+        min_area_fraction: masks smaller than this fraction of the photo are dropped (too
+            small to see or to hold a label; product choice).
+        max_masks: at most this many masks, largest first (product choice: a child's photo
+            with more than 40 labels is unreadable).
+    """
+
+    points_per_side: int = 10
+    points_per_batch: int = 16
+    pred_iou_thresh: float = 0.86
+    stability_score_thresh: float = 0.92
+    box_nms_thresh: float = 0.7
+    min_area_fraction: float = 0.001
+    max_masks: int = 40
+
+
+@dataclass
+class ImageEmbedding:
+    """SAM image embedding of one photo.
+
+    Attributes:
+        features: (1, 256, 64, 64) float32 tensor from the image encoder.
+        input_size: (h, w) of the resized image fed to the encoder (long side 1024).
+        photo_size: (h, w) of the photo, in pixels.
+    """
+
+    features: torch.Tensor
+    input_size: tuple[int, int]
+    photo_size: tuple[int, int]
+
+
+@dataclass
+class SegmentedMask:
+    """One mask of everything mode.
+
+    Attributes:
+        mask: (H, W) bool at photo size.
+        box: (x0, y0, x1, y1) tight box of ``mask`` in photo pixels (x1, y1 exclusive).
+        score: SAM's predicted mask IoU, 0-1 for trained weights.
+        area: True pixels in ``mask``.
+    """
+
+    mask: np.ndarray
+    box: tuple[float, float, float, float]
+    score: float
+    area: int
+
+
+def work_size(photo_size: tuple[int, int], long_side: int = ENCODER_SIZE) -> tuple[int, int]:
+    """(h, w) of a photo of ``photo_size`` (h, w) resized to ``long_side`` on its long side.
+
+    Same rounding as SAM's ``ResizeLongestSide.get_preprocess_shape`` (int(x * scale + 0.5)).
+    """
+    height, width = photo_size
+    scale = long_side / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Tight box (x0, y0, x1, y1) of a (H, W) bool mask in pixels, x1/y1 exclusive;
+    (0, 0, 0, 0) for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
+
+
+class MobileSamSegmenter:
+    """MobileSAM (vit_t) on one device. Not thread-safe: callers serialise (the service does).
+
+    Image embeddings are cached per caller-given ``key`` in an LRU of ``cache_size`` entries
+    (~4 MB each), so several prompts on one photo pay for the encoder (~1 s) once.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        device: str = "cpu",
+        cache_size: int = 4,
+        everything: EverythingSettings | None = None,
+    ) -> None:
+        """Wrap a built ``mobile_sam.modeling.Sam`` (moved to ``device``, eval mode)."""
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.cache_size = cache_size
+        self.everything_settings = everything or EverythingSettings()
+        self._cache: OrderedDict[str, ImageEmbedding] = OrderedDict()
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: Path, *, device: str = "cpu", **kwargs: Any
+    ) -> MobileSamSegmenter:
+        """Build vit_t through ``mobile_sam.sam_model_registry`` and load a state_dict ``.pt``.
+
+        Raises:
+            ModelError: the file is not a loadable MobileSAM vit_t state_dict.
+        """
+        mobile_sam = import_mobile_sam()
+        model = mobile_sam.sam_model_registry["vit_t"]()
+        try:
+            state = torch.load(Path(path), map_location=device, weights_only=True)
+            model.load_state_dict(state)
+        except Exception as exc:  # unpickling, truncated file, wrong keys or shapes
+            raise ModelError(
+                f"The MobileSAM checkpoint at {path} could not be loaded "
+                f"({type(exc).__name__}: {str(exc)[:200]}). Run `flask models download` to "
+                "replace it."
+            ) from exc
+        log.info("MobileSAM vit_t loaded from %s on %s", path, device)
+        return cls(model, device=device, **kwargs)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def embed(self, image: Image.Image, key: str | None = None) -> ImageEmbedding:
+        """Image embedding of an RGB photo, from the LRU cache when ``key`` was seen with a
+        photo of the same size.
+
+        Args:
+            image: RGB PIL image, W x H pixels.
+            key: cache key (e.g. "photo-12"); None computes without caching.
+
+        Returns:
+            :class:`ImageEmbedding` (features (1, 256, 64, 64) float32).
+        """
+        photo_size = (image.height, image.width)
+        if key is not None:
+            cached = self._cache.get(key)
+            if cached is not None and cached.photo_size == photo_size:
+                self._cache.move_to_end(key)
+                return cached
+        input_h, input_w = work_size(photo_size)
+        work = image.convert("RGB").resize(
+            (input_w, input_h), Image.Resampling.BILINEAR, reducing_gap=2.0
+        )
+        pixels = torch.from_numpy(np.asarray(work).copy()).to(self.device)
+        pixels = pixels.permute(2, 0, 1).contiguous()[None].float()  # (1, 3, h, w) 0-255
+        with torch.inference_mode():
+            features = self.model.image_encoder(self.model.preprocess(pixels))
+        embedding = ImageEmbedding(features, (input_h, input_w), photo_size)
+        if key is not None and self.cache_size > 0:
+            self._cache[key] = embedding
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return embedding
+
+    def forget(self, key: str) -> None:
+        """Drop ``key``'s cached embedding, if any."""
+        self._cache.pop(key, None)
+
+    # ------------------------------------------------------------------ prompts
+
+    def _decode(
+        self,
+        embedding: ImageEmbedding,
+        *,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+        multimask: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run SAM's prompt encoder + mask decoder; prompts in encoder-input pixels.
+
+        Returns low-res mask logits (B, C, 256, 256) and predicted IoUs (B, C).
+        """
+        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=None)
+        return self.model.mask_decoder(
+            image_embeddings=embedding.features,
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
+
+    def _to_photo(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
+        """(B, 1, 256, 256) logits -> (B, H, W) bool photo-size masks (SAM postprocess_masks:
+        bilinear upscaling, crop of the padding, then resize; threshold at mask_threshold)."""
+        logits = self.model.postprocess_masks(low_res, embedding.input_size, embedding.photo_size)
+        return (logits[:, 0] > self.model.mask_threshold).cpu().numpy()
+
+    def _scale(self, embedding: ImageEmbedding) -> np.ndarray:
+        """(sx, sy): photo pixels -> encoder-input pixels."""
+        (in_h, in_w), (ph, pw) = embedding.input_size, embedding.photo_size
+        return np.array([in_w / pw, in_h / ph], dtype=np.float32)
+
+    def segment_boxes(
+        self, image: Image.Image, boxes: np.ndarray, *, key: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One mask per box prompt.
+
+        Args:
+            image: RGB photo, W x H.
+            boxes: (N, 4) float, xyxy in photo pixels.
+            key: embedding cache key.
+
+        Returns:
+            masks (N, H, W) bool at photo size, and predicted IoUs (N,) float32.
+            Boxes are decoded one at a time: batching does not help on CPU (MEASUREMENTS.md).
+        """
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        masks = np.zeros((len(boxes), image.height, image.width), dtype=bool)
+        scores = np.zeros(len(boxes), dtype=np.float32)
+        if len(boxes) == 0:
+            return masks, scores
+        embedding = self.embed(image, key)
+        scaled = boxes * np.tile(self._scale(embedding), 2)
+        with torch.inference_mode():
+            for i, box in enumerate(scaled):
+                box_t = torch.as_tensor(box[None], device=self.device)
+                low_res, iou = self._decode(embedding, boxes=box_t)
+                masks[i] = self._to_photo(low_res, embedding)[0]
+                scores[i] = float(iou[0, 0])
+        return masks, scores
+
+    def segment_points(
+        self,
+        image: Image.Image,
+        points: np.ndarray,
+        labels: np.ndarray,
+        *,
+        key: str | None = None,
+    ) -> tuple[np.ndarray, float]:
+        """One mask from point prompts (e.g. a tap on the photo).
+
+        Args:
+            image: RGB photo, W x H.
+            points: (N, 2) float, (x, y) in photo pixels.
+            labels: (N,) int, 1 = on the object, 0 = background.
+            key: embedding cache key.
+
+        Returns:
+            (mask (H, W) bool at photo size, predicted IoU). For a single point SAM's three
+            candidate masks are scored and the best kept (multimask output is recommended for
+            ambiguous single-point prompts in SAM's predictor documentation).
+
+        Raises:
+            ValueError: shapes do not match or there is no point.
+        """
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(points) == 0 or len(points) != len(labels):
+            raise ValueError(f"need N>=1 points and N labels, got {len(points)}, {len(labels)}")
+        embedding = self.embed(image, key)
+        coords = torch.as_tensor(points * self._scale(embedding), device=self.device)[None]
+        labels_t = torch.as_tensor(labels, dtype=torch.int, device=self.device)[None]
+        with torch.inference_mode():
+            low_res, iou = self._decode(
+                embedding, points=(coords, labels_t), multimask=len(points) == 1
+            )
+            best = int(torch.argmax(iou[0]))
+            mask = self._to_photo(low_res[:, best : best + 1], embedding)[0]
+        return mask, float(iou[0, best])
+
+    # ------------------------------------------------------------------ everything mode
+
+    def everything(self, image: Image.Image, *, key: str | None = None) -> list[SegmentedMask]:
+        """Automatic mask generation over a point grid (SAM's ``SamAutomaticMaskGenerator``,
+        run on the 1024-px work image with :class:`EverythingSettings`).
+
+        Args:
+            image: RGB photo, W x H.
+            key: embedding cache key.
+
+        Returns:
+            Masks at photo size, largest area first, at most ``max_masks``, none smaller than
+            ``min_area_fraction`` of the photo. Overlaps are possible (a part and its whole).
+        """
+        settings = self.everything_settings
+        embedding = self.embed(image, key)
+        input_h, input_w = embedding.input_size
+        generator = _CachedEmbeddingGenerator(self.model, embedding, settings)
+        # The generator only reads the work image's shape: the embedding is already computed.
+        placeholder = np.zeros((input_h, input_w, 3), dtype=np.uint8)
+        with torch.inference_mode():
+            records = generator.generate(placeholder)
+        min_area = settings.min_area_fraction * input_h * input_w
+        records = [r for r in records if r["area"] >= min_area]
+        records.sort(key=lambda r: r["area"], reverse=True)
+        results = []
+        for record in records[: settings.max_masks]:
+            mask = upscale_mask(record["segmentation"], embedding.photo_size)
+            area = int(mask.sum())
+            if area == 0:
+                continue
+            results.append(
+                SegmentedMask(mask, mask_box(mask), float(record["predicted_iou"]), area)
+            )
+        results.sort(key=lambda m: m.area, reverse=True)
+        return results
+
+
+def upscale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a (h, w) bool mask to ``size`` (H, W) with bilinear interpolation and a 0.5
+    threshold (smooth edges, unlike nearest neighbour). Returns (H, W) bool."""
+    height, width = size
+    if mask.shape == (height, width):
+        return mask.astype(bool, copy=False)
+    resized = cv2.resize(
+        mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR
+    )
+    return resized >= 128
+
+
+class _CachedEmbeddingGenerator(_mobile_sam.SamAutomaticMaskGenerator):
+    """SAM's ``SamAutomaticMaskGenerator`` (single crop) on a precomputed embedding.
+
+    ``_process_batch`` is upstream's (mobile_sam 1.0.0) with one change: masks are filtered on
+    predicted IoU *before* being upscaled, which gives the same masks for less work.
+    """
+
+    def __init__(self, model: Any, embedding: ImageEmbedding, settings: EverythingSettings):
+        super().__init__(
+            model,
+            points_per_side=settings.points_per_side,
+            points_per_batch=settings.points_per_batch,
+            pred_iou_thresh=settings.pred_iou_thresh,
+            stability_score_thresh=settings.stability_score_thresh,
+            box_nms_thresh=settings.box_nms_thresh,
+            crop_n_layers=0,
+            output_mode="binary_mask",
+        )
+        predictor = self.predictor
+
+        def set_image(image: np.ndarray, image_format: str = "RGB") -> None:
+            predictor.reset_image()
+            predictor.features = embedding.features
+            predictor.original_size = tuple(image.shape[:2])
+            predictor.input_size = embedding.input_size
+            predictor.is_image_set = True
+
+        predictor.set_image = set_image
+
+    def _process_batch(
+        self,
+        points: np.ndarray,
+        im_size: tuple[int, ...],
+        crop_box: list[int],
+        orig_size: tuple[int, ...],
+    ) -> Any:
+        orig_h, orig_w = orig_size
+        predictor, model = self.predictor, self.predictor.model
+        coords = predictor.transform.apply_coords(points, im_size)
+        in_points = torch.as_tensor(coords, device=predictor.device, dtype=torch.float32)
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=predictor.device)
+        sparse, dense = model.prompt_encoder(
+            points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
+        )
+        low_res, iou_preds = model.mask_decoder(
+            image_embeddings=predictor.features,
+            image_pe=model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=True,
+        )
+        data = _amg.MaskData(
+            low_res=low_res.flatten(0, 1),
+            iou_preds=iou_preds.flatten(0, 1),
+            points=torch.as_tensor(points.repeat(low_res.shape[1], axis=0)),
+        )
+        if self.pred_iou_thresh > 0.0:
+            data.filter(data["iou_preds"] > self.pred_iou_thresh)
+        data["masks"] = model.postprocess_masks(
+            data["low_res"][:, None], predictor.input_size, predictor.original_size
+        )[:, 0]
+        del data["low_res"]
+        data["stability_score"] = _amg.calculate_stability_score(
+            data["masks"], model.mask_threshold, self.stability_score_offset
+        )
+        if self.stability_score_thresh > 0.0:
+            data.filter(data["stability_score"] >= self.stability_score_thresh)
+        data["masks"] = data["masks"] > model.mask_threshold
+        data["boxes"] = _amg.batched_mask_to_box(data["masks"])
+        keep = ~_amg.is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
+        if not torch.all(keep):
+            data.filter(keep)
+        data["masks"] = _amg.uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
+        data["rles"] = _amg.mask_to_rle_pytorch(data["masks"])
+        del data["masks"]
+        return data
