@@ -1,0 +1,108 @@
+"""The overlay a child sees: photo size, objects tinted and outlined, labels readable."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.overlay import TINT_ALPHA, encode_png, label_text, render_overlay
+from models.palette import PALETTE, color_for, hex_color
+from models.result import ObjectResult
+from models.segmenter import mask_box
+
+
+def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.ndarray:
+    mask = np.zeros(shape, dtype=np.uint8)
+    cv2.circle(mask, centre, radius, 1, -1)
+    return mask.astype(bool)
+
+
+def _object(mask: np.ndarray, label: str, index: int, score: float = 0.87) -> ObjectResult:
+    return ObjectResult(label, score, mask_box(mask), mask, int(mask.sum()), color_for(index))
+
+
+@pytest.fixture
+def photo() -> Image.Image:
+    """A plain grey 640x400 photo, so tint and contour pixels are easy to tell apart."""
+    return Image.new("RGB", (640, 400), (128, 128, 128))
+
+
+def test_overlay_has_photo_size_and_colours_the_objects(photo):
+    cat = _disc((400, 640), (200, 200), 120)
+    ball = _disc((400, 640), (520, 120), 50)
+    objects = [_object(cat, "cat", 0, 0.87), _object(ball, "ball", 1, 0.52)]
+    out = render_overlay(photo, objects)
+    assert out.size == photo.size and out.mode == "RGB"
+    pixels = np.asarray(out).astype(int)
+    for obj, (cx, cy) in zip(objects, [(140, 250), (520, 150)], strict=True):
+        expected = np.round(128 * (1 - TINT_ALPHA) + np.array(obj.color) * TINT_ALPHA)
+        assert np.abs(pixels[cy, cx] - expected).max() <= 1, "object pixel tinted in its colour"
+    assert tuple(pixels[390, 10]) == (128, 128, 128), "background far from objects untouched"
+
+
+def test_contour_is_drawn_in_the_objects_colour(photo):
+    mask = _disc((400, 640), (320, 200), 150)
+    obj = _object(mask, "object 1", 2)
+    pixels = np.asarray(render_overlay(photo, [obj]))
+    edge = mask & ~cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    on_edge = pixels[edge]
+    share = np.mean(np.all(on_edge == np.array(obj.color), axis=1))
+    assert share > 0.9, f"only {share:.0%} of the mask's edge is outlined"
+
+
+def test_labels_are_drawn_in_white_on_the_objects_colour(photo):
+    mask = _disc((400, 640), (320, 200), 150)
+    pixels = np.asarray(render_overlay(photo, [_object(mask, "cat", 0)]))
+    near = pixels[150:250, 220:420].reshape(-1, 3)
+    assert np.any(np.all(near == 255, axis=1)), "white label text near the object centre"
+    assert np.any(np.all(near == np.array(color_for(0)), axis=1)), "label box in the colour"
+
+
+def test_label_text_depends_on_the_mode():
+    mask = np.ones((4, 4), dtype=bool)
+    assert label_text(_object(mask, "cat", 0, 0.8712)) == "cat 0.87"
+    assert label_text(_object(mask, "object 12", 0, 0.5)) == "12"
+
+
+def test_photo_without_objects_is_returned_unchanged(photo):
+    out = render_overlay(photo, [])
+    assert np.array_equal(np.asarray(out), np.asarray(photo))
+
+
+def test_mask_of_the_wrong_size_is_refused(photo):
+    with pytest.raises(ValueError, match="mask shape"):
+        render_overlay(photo, [_object(np.ones((10, 10), dtype=bool), "cat", 0)])
+
+
+def test_encode_png_round_trips(photo):
+    data = encode_png(render_overlay(photo, [_object(_disc((400, 640), (50, 50), 30), "x", 0)]))
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    decoded = Image.open(io.BytesIO(data))
+    assert decoded.format == "PNG" and decoded.size == photo.size
+
+
+def _relative_luminance(color: tuple[int, int, int]) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour."""
+    channels = []
+    for value in color:
+        c = value / 255
+        channels.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+    r, g, b = channels
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("color", PALETTE, ids=hex_color)
+def test_palette_contrast(color):
+    """White label text on every palette colour meets WCAG's 3:1 large-text contrast."""
+    ratio = 1.05 / (_relative_luminance(color) + 0.05)
+    assert ratio >= 3.0
+
+
+def test_palette_colours_are_distinct_and_cycle():
+    assert len(set(PALETTE)) == len(PALETTE)
+    assert color_for(len(PALETTE)) == color_for(0)
+    assert hex_color((255, 0, 16)) == "#ff0010"
