@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from app import config as config_module
-from app.extensions import csrf, db, login_manager, migrate
+from app import extensions as ext
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,18 +27,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
-    db.init_app(app)
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"),
-                     render_as_batch=True)  # SQLite needs batch mode for ALTER TABLE
-    csrf.init_app(app)
-    login_manager.init_app(app)
+    # (extensions via their module: the submodule app.db would shadow a name ``db`` here)
+    ext.db.init_app(app)
+    ext.migrate.init_app(app, ext.db, directory=str(ROOT / "migrations"),
+                         render_as_batch=True)  # SQLite needs batch mode for ALTER TABLE
+    ext.csrf.init_app(app)
+    ext.login_manager.init_app(app)
 
     from app import errors
     from app.db import User
 
-    login_manager.user_loader(lambda user_id: db.session.get(User, int(user_id)))
-    login_manager.unauthorized_handler(errors.unauthorized)
-    login_manager.session_protection = "basic"
+    ext.login_manager.user_loader(lambda user_id: ext.db.session.get(User, int(user_id)))
+    ext.login_manager.unauthorized_handler(errors.unauthorized)
+    ext.login_manager.session_protection = "basic"
 
     from app.jobs import DatabaseQueue
     from app.storage import LocalStorage

@@ -19,6 +19,18 @@ def error(status: int, message: str):
     return jsonify(error=message), status
 
 
+def chosen_file(field: str) -> bytes | None:
+    """Bytes of the first file sent under ``field`` that was actually chosen, or None.
+
+    The upload page has two inputs named ``image`` (camera and photo library); the browser sends
+    both, the one not used as an empty part without a filename.
+    """
+    for upload in request.files.getlist(field):
+        if upload.filename:
+            return upload.read()
+    return None
+
+
 def serialize_photo(photo: Photo) -> dict:
     """Return the API view of a photo (see README, "JSON API")."""
     return {
@@ -37,12 +49,12 @@ def serialize_photo(photo: Photo) -> dict:
 @login_required
 def create_photo():
     """Store an uploaded photo and queue its analysis; answers 202 at once."""
-    upload = request.files.get("image")
-    if upload is None or not upload.filename and not upload.content_length:
+    data = chosen_file("image")
+    if data is None:
         return error(400, "Send the photo in the form field 'image'.")
     mode = request.form.get("mode", "everything")
     try:
-        photo, job = submit_photo(current_user, upload.read(), mode, request.form.get("prompt"))
+        photo, job = submit_photo(current_user, data, mode, request.form.get("prompt"))
     except ImageRejected as exc:
         return error(415, str(exc))
     except (BadPromptError, ValueError) as exc:

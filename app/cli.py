@@ -39,20 +39,44 @@ def create_admin(email: str, password: str) -> None:
 @click.option("--only", type=click.Choice(["mobile-sam", "grounding-dino"]), default=None,
               help="Download one model only.")
 def download_models(only: str | None) -> None:
-    """Download MobileSAM and Grounding DINO weights into MODEL_DIR (checksums verified)."""
-    from models.errors import ModelError
-    from models.weights import download_grounding_dino, download_mobile_sam
+    """Download MobileSAM and Grounding DINO weights into MODEL_DIR (checksums verified).
 
-    config = current_app.config["INFERENCE"]
-    try:
-        if only in (None, "mobile-sam"):
-            path = download_mobile_sam(config.model_dir)
-            click.echo(f"MobileSAM weights: {path}")
-        if only in (None, "grounding-dino"):
-            path = download_grounding_dino(config.model_dir, config.grounding_dino_model)
-            click.echo(f"Grounding DINO weights: {path}")
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
+    Weights already present and verified are kept as they are, without asking the network.
+    """
+    from dataclasses import replace
+
+    from models.errors import ModelError
+    from models.weights import (
+        OFFICIAL,
+        download_grounding_dino,
+        download_mobile_sam,
+        resolve_grounding_dino,
+        resolve_mobile_sam,
+    )
+
+    config = replace(current_app.config["INFERENCE"], allow_unverified_weights=True)
+    wanted = [("mobile-sam", "MobileSAM", resolve_mobile_sam,
+               lambda: download_mobile_sam(config.model_dir)),
+              ("grounding-dino", "Grounding DINO", resolve_grounding_dino,
+               lambda: download_grounding_dino(config.model_dir, config.grounding_dino_model))]
+    failed = []
+    for key, name, resolve, download in wanted:
+        if only not in (None, key):
+            continue
+        try:
+            path, provenance = resolve(config)
+            if provenance == OFFICIAL:
+                click.echo(f"{name} weights already present and verified: {path}")
+                continue
+        except ModelError:
+            pass
+        try:
+            click.echo(f"{name} weights: {download()}")
+        except ModelError as exc:
+            click.echo(f"{name}: {exc}", err=True)
+            failed.append(name)
+    if failed:
+        raise click.ClickException(f"could not download {', '.join(failed)} (see above).")
 
 
 @click.command("worker")

@@ -1,7 +1,7 @@
 """Flask-WTF forms (CSRF-protected) for accounts and uploads."""
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
+from flask_wtf.file import FileField
 from wtforms import BooleanField, PasswordField, RadioField, StringField, SubmitField
 from wtforms.validators import Email, EqualTo, InputRequired, Length, Optional
 
@@ -37,6 +37,6 @@ class UploadForm(FlaskForm):
         ("everything", "Find everything"), ("grounded", "Find by name")])
     prompt = StringField("Names to find", validators=[Optional(), Length(max=500)],
                          render_kw={"placeholder": "cat, ball", "autocomplete": "off"})
-    image = FileField("Photo", validators=[FileRequired("Choose or take a photo first.")],
-                      render_kw={"accept": "image/*", "capture": "environment"})
+    # Checked in the view: two inputs share this name (camera and photo library).
+    image = FileField("Photo", render_kw={"accept": "image/*", "capture": "environment"})
     submit = SubmitField("Find the objects")

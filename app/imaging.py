@@ -107,7 +107,7 @@ def normalise_upload(data: bytes, max_side: int = 4096) -> NormalisedPhoto:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Return ``image`` as 8-bit RGB; alpha is composited on white, CMYK/16-bit/palette converted."""
+    """Return ``image`` as 8-bit RGB: alpha composited on white; CMYK, 16-bit, palette converted."""
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))

@@ -3,6 +3,7 @@
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from app.api import chosen_file
 from app.forms import UploadForm
 from app.imaging import ImageRejected
 from app.jobs import submit_photo
@@ -25,10 +26,12 @@ def index():
 def upload():
     """No-JavaScript upload: store the photo, queue the job, go to the photo's page."""
     form = UploadForm()
-    if form.validate_on_submit():
+    data = chosen_file("image")
+    if data is None:
+        form.image.errors = ["Choose or take a photo first."]
+    elif form.validate_on_submit():
         try:
-            photo, _ = submit_photo(current_user, form.image.data.read(), form.mode.data,
-                                    form.prompt.data)
+            photo, _ = submit_photo(current_user, data, form.mode.data, form.prompt.data)
         except (ImageRejected, BadPromptError, ValueError) as exc:
             target = form.prompt if isinstance(exc, BadPromptError) else form.image
             target.errors = [*target.errors, str(exc)]

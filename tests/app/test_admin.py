@@ -45,7 +45,7 @@ def test_plain_users_never_see_the_panel(app, client, auth):
 def test_admin_lists_promotes_demotes_and_deletes(app, runner, make_client):
     admin = admin_client(app, runner)
     user, _ = make_client("kid-parent@example.com")
-    page = admin.get("/admin").get_data(as_text=True)
+    page = admin.get("/admin").get_data(as_text=True).replace("<wbr>", "")
     assert "kid-parent@example.com" in page and "admin@example.com" in page
     uid = user_id(app, "kid-parent@example.com")
     post(admin, f"/admin/users/{uid}/promote")

@@ -26,7 +26,8 @@ def test_missing_weights_fail_the_job_with_the_command_and_path(app, client, aut
     auth.register()
     ids = submit(client, auth)
     empty = replace(service_config, model_dir=tmp_path / "no-models",
-                    mobile_sam_checkpoint=None, grounding_dino_model="IDEA-Research/grounding-dino-tiny",
+                    mobile_sam_checkpoint=None,
+                    grounding_dino_model="IDEA-Research/grounding-dino-tiny",
                     allow_unverified_weights=False)
     assert process_one(DatabaseJobSource(app), InferenceService(empty)) is True
     job = client.get(f"/api/v1/jobs/{ids['job_id']}").get_json()
