@@ -12,9 +12,10 @@ function showFieldError(container, message) {
   if (!container) return;
   container.replaceChildren();
   if (message) {
-    const p = document.createElement("p");
+    const tpl = document.getElementById("field-error-template");
+    const p = tpl ? tpl.content.firstElementChild.cloneNode(true) : document.createElement("p");
     p.className = "field-error";
-    p.textContent = message;
+    (p.querySelector("span") ?? p).textContent = message;
     container.append(p);
   }
   container.hidden = !message;
