@@ -163,17 +163,49 @@ export function enhanceResult(section) {
   const stage = section.querySelector("[data-result-stage]");
   const img = section.querySelector(".result-img");
 
-  function select(index, { say = true, scroll = false } = {}) {
+  // The picked object's name, shown over the photo just above its box. Positioned through the
+  // CSSOM (element.style), which a Content Security Policy without 'unsafe-inline' allows.
+  let bubble = null;
+  if (stage && img) {
+    bubble = document.createElement("span");
+    bubble.className = "name-bubble";
+    bubble.setAttribute("aria-hidden", "true");
+    bubble.hidden = true;
+    stage.append(bubble);
+  }
+
+  function showBubble(rect, name) {
+    if (!bubble || !rect) return;
+    const W = Number(img.getAttribute("width")) || 1;
+    const H = Number(img.getAttribute("height")) || 1;
+    const x = Number(rect.getAttribute("x")) + Number(rect.getAttribute("width")) / 2;
+    const y = Number(rect.getAttribute("y"));
+    bubble.textContent = name;
+    bubble.style.left = `${Math.min(85, Math.max(15, (x / W) * 100))}%`;
+    bubble.style.top = `${(y / H) * 100}%`;
+    bubble.classList.toggle("is-below", y / H < 0.15);
+    bubble.hidden = false;
+    bubble.classList.remove("is-popping");
+    void bubble.offsetWidth; // restart the pop animation
+    bubble.classList.add("is-popping");
+  }
+
+  function select(index, { say = true, reveal = false } = {}) {
     buttons.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.objectIndex) === index)));
     rects.forEach((r) => r.classList.toggle("is-active", Number(r.dataset.boxIndex) === index));
     const btn = buttons.find((b) => Number(b.dataset.objectIndex) === index);
     if (!btn) return;
-    if (scroll) btn.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    showBubble(rects.find((r) => Number(r.dataset.boxIndex) === index), btn.querySelector(".object-name")?.textContent ?? "");
+    // Picked from the list while the photo is scrolled away: bring the photo back into view.
+    if (reveal && stage) {
+      const r = stage.getBoundingClientRect();
+      if (r.top < 0 || r.bottom > window.innerHeight) stage.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
     if (say) speak(btn.dataset.label);
   }
 
   buttons.forEach((btn) => {
-    btn.addEventListener("click", () => select(Number(btn.dataset.objectIndex)));
+    btn.addEventListener("click", () => select(Number(btn.dataset.objectIndex), { reveal: true }));
   });
 
   // Tap the photo: pick the smallest box under the finger (boxes are xyxy in photo pixels).
@@ -197,7 +229,7 @@ export function enhanceResult(section) {
           bestArea = bw * bh;
         }
       });
-      if (best >= 0) select(best, { scroll: true });
+      if (best >= 0) select(best);
     });
   }
 
@@ -209,6 +241,7 @@ export function enhanceResult(section) {
       toggle.setAttribute("aria-pressed", String(plain));
       img.src = plain ? img.dataset.originalSrc : img.dataset.overlaySrc;
       img.alt = plain ? "Your photo, without colours" : coloredAlt;
+      section.classList.toggle("is-plain", plain);
       toggle.querySelector("span").textContent = plain ? "Show the colours again" : "Show the plain photo";
     });
   } else if (toggle) {
