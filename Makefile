@@ -11,7 +11,7 @@ export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
 ## make run: install, create/upgrade the SQLite database, fetch weights, start web + worker on :5000
 run: install db weights
-	PORT=5000 $(BIN)/honcho start --procfile Procfile web worker
+	PATH="$(abspath $(BIN)):$$PATH" PORT=5000 $(BIN)/honcho start --procfile Procfile web worker
 
 ## make test: install (with test tools and Debian's chromium) and run the whole test suite
 test: install-dev browser
