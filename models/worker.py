@@ -31,6 +31,8 @@ _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD = 1 << 30
 _TRIM_THRESHOLD = (1 << 31) - 1  # mallopt takes an int: the largest value, ~2 GiB
 
+ANALYSIS_SHARE = 0.9  # progress fraction reached when analysis ends and drawing starts
+
 
 @dataclass
 class JobRequest:
@@ -77,6 +79,8 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     Returns:
         True if a job was claimed (whatever its outcome), False if the queue was empty.
 
+    Progress goes 0-0.9 during analysis, 0.9 while drawing; ``complete`` means 1.0.
+
     Never raises for a job: a ``ModelError`` becomes ``source.fail(job_id, str(e))``; any
     other exception is logged with its traceback and becomes ``source.fail(job_id,
     "Internal error while analysing the photo: <ExcType>: <msg>")``. Errors of ``claim``
@@ -95,10 +99,17 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
 
     from models.overlay import encode_png, render_overlay
 
+    def analysis_progress(fraction: float, stage: str) -> None:
+        # The analysis is 0-90% of the job; its own "done" is not the job's (drawing follows).
+        if fraction < 1.0:
+            report(ANALYSIS_SHARE * max(0.0, fraction), stage)
+
     try:
         started = time.perf_counter()
-        result = service.analyze(job.image, job.mode, job.prompt, key=job.key, progress=report)
-        report(0.95, "drawing the picture")
+        result = service.analyze(
+            job.image, job.mode, job.prompt, key=job.key, progress=analysis_progress
+        )
+        report(ANALYSIS_SHARE, "drawing the picture")
         png = encode_png(render_overlay(_upright(job.image), result.objects))
         result.timings["render"] = time.perf_counter() - started - result.timings["total"]
     except ModelError as exc:

@@ -1,0 +1,151 @@
+"""Worker: every claimed job ends done or failed with a readable reason."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from PIL import Image
+
+from models.errors import WeightsMissingError
+from models.worker import JobRequest, process_one, run_worker, tune_allocator
+from tests.models.conftest import open_photo
+
+
+class FakeSource:
+    """In-memory JobSource that records what the worker reports."""
+
+    def __init__(self, jobs: list[JobRequest], *, fail_complete: bool = False,
+                 fail_progress: bool = False) -> None:  # fmt: skip
+        self.jobs = list(jobs)
+        self.progress_calls: list[tuple[str, float, str]] = []
+        self.completed: dict[str, tuple[object, bytes]] = {}
+        self.failed: dict[str, str] = {}
+        self.fail_complete, self.fail_progress = fail_complete, fail_progress
+
+    def claim(self) -> JobRequest | None:
+        return self.jobs.pop(0) if self.jobs else None
+
+    def progress(self, job_id: str, fraction: float, stage: str) -> None:
+        if self.fail_progress:
+            raise ConnectionError("database gone for a moment")
+        self.progress_calls.append((job_id, fraction, stage))
+
+    def complete(self, job_id: str, result, overlay_png: bytes) -> None:
+        if self.fail_complete:
+            raise OSError("disk full")
+        self.completed[job_id] = (result, overlay_png)
+
+    def fail(self, job_id: str, reason: str) -> None:
+        self.failed[job_id] = reason
+
+
+class RaisingService:
+    """InferenceService stand-in whose analyze raises ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def analyze(self, *args, **kwargs):
+        raise self.error
+
+
+def job(image: Image.Image, mode: str = "everything", prompt: str | None = None,
+        job_id: str = "job-1") -> JobRequest:  # fmt: skip
+    return JobRequest(job_id=job_id, image=image, mode=mode, prompt=prompt, key=f"key-{job_id}")
+
+
+@pytest.mark.parametrize(("mode", "prompt"), [("everything", None), ("grounded", "dog, ball")])
+def test_success_completes_with_an_overlay_png_of_photo_size(service, mode, prompt):
+    photo = open_photo("dog.jpg").convert("RGB")
+    source = FakeSource([job(photo, mode, prompt)])
+    assert process_one(source, service) is True
+    assert source.failed == {}
+    result, png = source.completed["job-1"]
+    overlay = Image.open(io.BytesIO(png))
+    assert overlay.format == "PNG" and overlay.size == photo.size
+    assert (result.width, result.height) == photo.size and result.mode == mode
+    assert result.objects
+    fractions = [f for _, f, _ in source.progress_calls]
+    assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] <= 1.0
+    assert all(job_id == "job-1" for job_id, _, _ in source.progress_calls)
+
+
+def test_empty_queue_returns_false():
+    assert process_one(FakeSource([]), RaisingService(AssertionError("not called"))) is False
+
+
+def test_model_error_fails_the_job_with_its_message():
+    error = WeightsMissingError("MobileSAM weights are missing: no file at /x. Run `flask ...`")
+    source = FakeSource([job(Image.new("RGB", (8, 8)))])
+    assert process_one(source, RaisingService(error)) is True
+    assert source.failed == {"job-1": str(error)} and source.completed == {}
+
+
+def test_unexpected_exception_fails_the_job_with_a_readable_reason(caplog):
+    source = FakeSource([job(Image.new("RGB", (8, 8)))])
+    assert process_one(source, RaisingService(RuntimeError("boom"))) is True
+    assert source.failed == {
+        "job-1": "Internal error while analysing the photo: RuntimeError: boom"
+    }
+    assert any(r.exc_info for r in caplog.records), "traceback logged"
+
+
+def test_bad_prompt_fails_the_job(service):
+    source = FakeSource([job(Image.new("RGB", (64, 48)), "grounded", " ,, ")])
+    assert process_one(source, service) is True
+    assert "what to look for" in source.failed["job-1"]
+
+
+def test_storage_failure_on_complete_fails_the_job(service):
+    source = FakeSource([job(Image.new("RGB", (96, 64)))], fail_complete=True)
+    assert process_one(source, service) is True
+    assert source.failed["job-1"] == "The result could not be saved: OSError: disk full"
+
+
+def test_progress_failures_do_not_lose_the_job(service):
+    source = FakeSource([job(Image.new("RGB", (96, 64)))], fail_progress=True)
+    assert process_one(source, service) is True
+    assert "job-1" in source.completed and source.failed == {}
+
+
+def test_run_worker_handles_jobs_until_max_jobs():
+    jobs = [job(Image.new("RGB", (8, 8)), job_id=f"job-{i}") for i in range(3)]
+    source = FakeSource(jobs)
+    handled = run_worker(source, RaisingService(RuntimeError("x")), max_jobs=2, poll_interval=0)
+    assert handled == 2 and sorted(source.failed) == ["job-0", "job-1"]
+    assert len(source.jobs) == 1
+
+
+def test_run_worker_stops_when_asked():
+    stop = threading.Event()
+
+    class StoppingSource(FakeSource):
+        def claim(self):
+            stop.set()  # as a SIGTERM handler would, while the queue is empty
+            return None
+
+    assert run_worker(StoppingSource([]), RaisingService(RuntimeError()), stop=stop) == 0
+
+
+def test_run_worker_survives_a_queue_error():
+    stop = threading.Event()
+    calls = []
+
+    class FlakySource(FakeSource):
+        def claim(self):
+            calls.append(1)
+            if len(calls) == 1:
+                raise ConnectionError("database restarting")
+            stop.set()
+            return None
+
+    assert run_worker(FlakySource([]), RaisingService(RuntimeError()), stop=stop,
+                      poll_interval=0) == 0  # fmt: skip
+    assert len(calls) == 2
+
+
+def test_tune_allocator_is_safe_to_call_twice():
+    tune_allocator()
+    tune_allocator()
