@@ -91,7 +91,10 @@ class GroundingDinoDetector:
             ModelError: the directory does not hold a loadable Grounding DINO model.
         """
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
+        from transformers.utils import logging as hf_logging
 
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # "Loading weights" bars only clutter worker logs
         try:
             processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
             model = GroundingDinoForObjectDetection.from_pretrained(
@@ -103,6 +106,9 @@ class GroundingDinoDetector:
                 f"({type(exc).__name__}: {str(exc)[:200]}). Run `flask models download` to "
                 "replace it."
             ) from exc
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         log.info("Grounding DINO loaded from %s on %s", path, device)
         return cls(model, processor, device=device, **kwargs)
 

@@ -207,3 +207,25 @@ def test_service_loads_nothing_until_asked(service_config):
     segmenter = fresh.segmenter
     fresh.load()
     assert fresh.segmenter is segmenter and fresh.detector is not None  # idempotent
+
+
+def test_corrupt_mobile_sam_checkpoint_is_a_model_error(tmp_path):
+    from models.errors import ModelError
+    from models.segmenter import MobileSamSegmenter
+
+    path = tmp_path / "mobile_sam.pt"
+    path.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ModelError, match="could not be loaded"):
+        MobileSamSegmenter.from_checkpoint(path)
+
+
+def test_everything_mode_caps_the_number_of_masks(service):
+    settings = service.segmenter.everything_settings
+    try:
+        service.segmenter.everything_settings = replace(settings, box_nms_thresh=1.0, max_masks=3)
+        photo = open_photo("bears.jpg").convert("RGB").resize((517, 362))
+        masks = service.segmenter.everything(photo, key="cap")
+        assert 0 < len(masks) <= 3
+        assert [m.area for m in masks] == sorted((m.area for m in masks), reverse=True)
+    finally:
+        service.segmenter.everything_settings = settings

@@ -1,0 +1,81 @@
+"""Grounding DINO detector on the small random-weight model: labels are the asked phrases,
+boxes are photo pixels, duplicates are gone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.ops import box_iou
+
+from models.detector import GroundingDinoDetector
+from models.errors import BadPromptError, ModelError
+from tests.models.conftest import open_photo
+
+
+@pytest.fixture(scope="module")
+def detector(grounding_dino_dir):
+    return GroundingDinoDetector.from_pretrained(grounding_dino_dir)
+
+
+def test_caption_tokens_are_mapped_to_their_phrases(detector):
+    caption, owner = detector._encode_text(["cat", "teddy bears", "dog"])
+    assert caption == "cat. teddy bears. dog."
+    tokens = detector.processor.tokenizer.convert_ids_to_tokens(
+        detector.processor.tokenizer(caption)["input_ids"]
+    )
+    by_phrase = {p: [t for t, o in zip(tokens, owner, strict=True) if o == p] for p in range(3)}
+    assert by_phrase == {0: ["cat"], 1: ["teddy", "bears"], 2: ["dog"]}
+    assert all(owner[i] == -1 for i, t in enumerate(tokens) if t in ("[CLS]", "[SEP]", "."))
+
+
+def test_detections_are_labelled_phrases_in_photo_pixels(detector):
+    photo = open_photo("car-and-bicycle.jpg").convert("RGB")
+    phrases = ["car", "bicycle", "person"]
+    found = detector.detect(photo, phrases)
+    assert 0 < len(found) <= detector.max_detections
+    scores = [d.score for d in found]
+    assert scores == sorted(scores, reverse=True)
+    assert all(detector.box_threshold < s <= 1.0 for s in scores)
+    for d in found:
+        assert d.label in phrases
+        x0, y0, x1, y1 = d.box
+        assert 0 <= x0 < x1 <= photo.width and 0 <= y0 < y1 <= photo.height
+    boxes = torch.tensor([d.box for d in found])
+    same_label = torch.tensor([[a.label == b.label for b in found] for a in found])
+    overlap = box_iou(boxes, boxes).fill_diagonal_(0)
+    assert not bool(((overlap > detector.nms_iou) & same_label).any()), "NMS kept a duplicate"
+
+
+def test_model_runs_at_reduced_size(detector, monkeypatch):
+    photo = open_photo("dog.jpg").convert("RGB")
+    seen = {}
+    forward = detector.model.forward
+
+    def spy(*args, **kwargs):
+        seen["shape"] = tuple(kwargs["pixel_values"].shape)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(detector.model, "forward", spy)
+    detector.detect(photo, ["dog"])
+    _, _, height, width = seen["shape"]
+    assert min(height, width) <= detector.shortest_edge
+    assert max(height, width) <= detector.longest_edge
+
+
+def test_high_threshold_finds_nothing(detector):
+    photo = open_photo("dog.jpg").convert("RGB").resize((320, 213))
+    detector_strict = GroundingDinoDetector(detector.model, detector.processor, box_threshold=1.0)
+    assert detector_strict.detect(photo, ["dog"]) == []
+
+
+def test_prompts_beyond_the_text_limit_are_refused(detector):
+    with pytest.raises(BadPromptError, match="too much text"):
+        detector._encode_text(["cat " * 300])
+    with pytest.raises(BadPromptError):
+        detector.detect(open_photo("dog.jpg").convert("RGB"), [])
+
+
+def test_unloadable_directory_is_a_model_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="could not be loaded"):
+        GroundingDinoDetector.from_pretrained(tmp_path)
