@@ -32,7 +32,9 @@ def test_find_by_name_on_a_phone_shows_the_labelled_result(live_server, browser,
     page.set_input_files("#image-library", str(photo))
     page.locator("label[for=mode-1]").click()  # Find by name
     page.fill("input[name=prompt]", "car, bicycle")
-    page.screenshot(path=str(screenshot_dir / f"upload-{name}.png"), full_page=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(400)  # let the prompt field's reveal transition finish
+    page.screenshot(path=str(screenshot_dir / f"upload-{name}.png"))
     page.locator("[data-upload-form] button[type=submit]").click()
 
     page.wait_for_selector("[data-progress]", state="visible")
@@ -50,6 +52,6 @@ def test_find_by_name_on_a_phone_shows_the_labelled_result(live_server, browser,
 
     page.goto(f"{live_server}/library")
     assert page.locator("a[href^='/photos/']").count() >= 1
-    page.screenshot(path=str(screenshot_dir / f"library-{name}.png"), full_page=True)
+    page.screenshot(path=str(screenshot_dir / f"library-{name}.png"))
     assert errors == []
     context.close()
