@@ -3,6 +3,7 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, PasswordField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Email, EqualTo, InputRequired, Length, Optional
 
 #: NIST SP 800-63B asks for at least 8 characters and allows at least 64.
@@ -34,7 +35,7 @@ class UploadForm(FlaskForm):
     """A photo and what to look for in it."""
 
     mode = RadioField("What should we look for?", default="everything", choices=[
-        ("everything", "Find everything"), ("grounded", "Find by name")])
+        SelectChoice("everything", "Find everything"), SelectChoice("grounded", "Find by name")])
     prompt = StringField("Names to find", validators=[Optional(), Length(max=500)],
                          render_kw={"placeholder": "cat, ball", "autocomplete": "off"})
     # Checked in the view: two inputs share this name (camera and photo library).

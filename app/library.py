@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.db import Photo
 from app.extensions import db
@@ -27,8 +28,10 @@ def own_photo_or_404(photo_id: int) -> Photo:
 
 def user_photos() -> list[Photo]:
     """The current user's photos, newest first."""
-    return list(db.session.scalars(select(Photo).where(Photo.user_id == current_user.id)
-                                   .order_by(Photo.created_at.desc(), Photo.id.desc())))
+    query = (select(Photo).where(Photo.user_id == current_user.id)
+             .options(selectinload(Photo.objects), selectinload(Photo.jobs))
+             .order_by(Photo.created_at.desc(), Photo.id.desc()))
+    return list(db.session.scalars(query))
 
 
 def photo_urls(photo: Photo) -> dict[str, str | None]:
