@@ -127,19 +127,32 @@ class DatabaseJobSource:
 
     def recover_stale(self) -> int:
         """Requeue (or fail, after MAX_ATTEMPTS) running jobs whose heartbeat is older than
-        ``JOB_TIMEOUT_S``: their worker died. Returns how many jobs were recovered."""
+        ``JOB_TIMEOUT_S``: their worker died. Returns how many jobs were recovered.
+
+        Each job is taken over by a conditional UPDATE (still running, heartbeat still old), so
+        of several workers recovering at once one wins, and a job claimed again meanwhile is
+        left alone."""
         cutoff = utcnow() - self.timeout
-        stale = db.session.scalars(
-            select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)).all()
-        for job in stale:
-            if job.attempts >= MAX_ATTEMPTS:
-                self._mark_failed(job, "The worker stopped while analysing this photo, twice. "
-                                       "Please try another photo.")
-            else:
-                job.status, job.progress, job.stage = "queued", 0.0, "waiting to retry"
-                job.photo.status = "queued"
-        db.session.commit()
-        return len(stale)
+        stale = db.session.execute(select(Job.id, Job.attempts).where(
+            Job.status == "running", Job.heartbeat_at < cutoff)).all()
+        recovered = 0
+        for job_id, attempts in stale:
+            give_up = attempts >= MAX_ATTEMPTS
+            taken = db.session.execute(
+                update(Job).where(Job.id == job_id, Job.status == "running",
+                                  Job.heartbeat_at < cutoff)
+                .values(status="failed" if give_up else "queued", progress=0.0,
+                        stage="failed" if give_up else "waiting to retry"))
+            if taken.rowcount == 1:
+                job = db.session.get(Job, job_id)
+                if give_up:
+                    self._mark_failed(job, "The worker stopped while analysing this photo, "
+                                           "twice. Please try another photo.")
+                else:
+                    job.photo.status = "queued"
+                recovered += 1
+            db.session.commit()
+        return recovered
 
     def claim(self) -> JobRequest | None:
         """Claim the oldest queued job (atomic conditional UPDATE) and load its photo."""
@@ -148,28 +161,41 @@ class DatabaseJobSource:
             candidates = db.session.scalars(
                 select(Job.id).where(Job.status == "queued").order_by(Job.created_at).limit(5))
             for job_id in candidates.all():
-                now = utcnow()
-                claimed = db.session.execute(
-                    update(Job).where(Job.id == job_id, Job.status == "queued").values(
-                        status="running", worker=self.name, started_at=now, heartbeat_at=now,
-                        attempts=Job.attempts + 1, progress=0.0, stage="starting"))
-                db.session.commit()
-                if claimed.rowcount != 1:
-                    continue  # another worker won it
-                job = db.session.get(Job, job_id)
-                job.photo.status, job.photo.error = "running", None
-                db.session.commit()
-                try:
-                    data = storage().get(job.photo.storage_prefix + ORIGINAL)
-                    image = Image.open(io.BytesIO(data)).convert("RGB")
-                except (OSError, StorageError) as exc:
-                    log.exception("job %s: photo file unreadable", job_id)
-                    self._mark_failed(job, f"The stored photo could not be read ({exc}).")
-                    db.session.commit()
-                    continue
-                return JobRequest(job_id=job.id, image=image, mode=job.photo.mode,
-                                  prompt=job.photo.prompt, key=f"photo-{job.photo_id}")
+                request = self.claim_job(job_id)
+                if request is not None:
+                    return request
             return None
+
+    def claim_job(self, job_id: str) -> JobRequest | None:
+        """Claim the job ``job_id`` if it is still queued (atomic conditional UPDATE, so of
+        several workers handed the same id exactly one wins) and load its photo.
+
+        Returns:
+            The request, or None: the job is gone, not queued (done, failed, or another
+            worker's), or its photo file is unreadable (the job is then failed with the reason).
+        """
+        with self.app.app_context():
+            now = utcnow()
+            claimed = db.session.execute(
+                update(Job).where(Job.id == job_id, Job.status == "queued").values(
+                    status="running", worker=self.name, started_at=now, heartbeat_at=now,
+                    attempts=Job.attempts + 1, progress=0.0, stage="starting"))
+            db.session.commit()
+            if claimed.rowcount != 1:
+                return None  # another worker won it, or it is no longer queued
+            job = db.session.get(Job, job_id)
+            job.photo.status, job.photo.error = "running", None
+            db.session.commit()
+            try:
+                data = storage().get(job.photo.storage_prefix + ORIGINAL)
+                image = Image.open(io.BytesIO(data)).convert("RGB")
+            except (OSError, StorageError) as exc:
+                log.exception("job %s: photo file unreadable", job_id)
+                self._mark_failed(job, f"The stored photo could not be read ({exc}).")
+                db.session.commit()
+                return None
+            return JobRequest(job_id=job.id, image=image, mode=job.photo.mode,
+                              prompt=job.photo.prompt, key=f"photo-{job.photo_id}")
 
     def progress(self, job_id: str, fraction: float, stage: str) -> None:
         """Record progress (0-1) and the stage name; doubles as the job's heartbeat."""
