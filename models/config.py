@@ -33,7 +33,9 @@ class ServiceConfig:
         allow_unverified_weights: accept weights whose checksum is not the official one
             (``ALLOW_UNVERIFIED_WEIGHTS=1``; tests only).
         device: torch device string, e.g. ``"cpu"``.
-        num_threads: torch intra-op threads; None means the CPUs this process may use.
+        num_threads: torch intra-op threads (``MODEL_NUM_THREADS``); None means the CPUs
+            this process may use. Use 1 where the worker shares busy CPUs: two OpenMP threads
+            on two contended cores measured 3-10x slower than one.
     """
 
     model_dir: Path

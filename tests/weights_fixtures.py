@@ -147,10 +147,16 @@ def grounding_dino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def service_config(
     tmp_path_factory: pytest.TempPathFactory, mobile_sam_checkpoint: Path, grounding_dino_dir: Path
 ) -> ServiceConfig:
-    """ServiceConfig using both random-weight models, with unverified weights allowed."""
+    """ServiceConfig using both random-weight models, with unverified weights allowed.
+
+    One torch thread: test runs share the CPUs with other processes, and with two OpenMP
+    threads on two busy cores every parallel op waits for a descheduled thread (measured
+    3-10x slower than one thread under load).
+    """
     return ServiceConfig(
         model_dir=tmp_path_factory.mktemp("model-dir"),
         mobile_sam_checkpoint=mobile_sam_checkpoint,
         grounding_dino_model=str(grounding_dino_dir),
         allow_unverified_weights=True,
+        num_threads=1,
     )
