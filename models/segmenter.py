@@ -100,7 +100,7 @@ class SegmentedMask:
     Attributes:
         mask: (H, W) bool at photo size.
         box: (x0, y0, x1, y1) tight box of ``mask`` in photo pixels (x1, y1 exclusive).
-        score: SAM's predicted mask IoU, 0-1 for trained weights.
+        score: SAM's predicted mask IoU, clipped to 0-1.
         area: True pixels in ``mask``.
     """
 
@@ -347,9 +347,9 @@ class MobileSamSegmenter:
             area = int(mask.sum())
             if area == 0:
                 continue
-            results.append(
-                SegmentedMask(mask, mask_box(mask), float(record["predicted_iou"]), area)
-            )
+            # SAM's IoU head is an unbounded regression; clip to the 0-1 a score promises.
+            score = min(max(float(record["predicted_iou"]), 0.0), 1.0)
+            results.append(SegmentedMask(mask, mask_box(mask), score, area))
         results.sort(key=lambda m: m.area, reverse=True)
         return results
 
