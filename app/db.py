@@ -149,3 +149,23 @@ class Job(db.Model):
     finished_at: Mapped[datetime | None]
 
     photo: Mapped[Photo] = relationship(back_populates="jobs")
+
+
+class WorkerBeat(db.Model):
+    """One inference worker process and its last heartbeat (admin panel, dead-worker checks).
+
+    Each worker writes its row every ``WORKER_HEARTBEAT_S`` seconds from a thread, whatever
+    the queue (database or Redis); a row whose ``heartbeat_at`` is older than a few beats
+    belongs to a worker that died.
+    """
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # e.g. "worker.1:42"
+    queue: Mapped[str] = mapped_column(String(16))  # "database" | "redis"
+    state: Mapped[str] = mapped_column(String(16), default="starting")  # starting|idle|busy|stopped
+    current_job: Mapped[str | None] = mapped_column(String(32))
+    jobs_done: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    last_job_at: Mapped[datetime | None]
