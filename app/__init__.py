@@ -52,6 +52,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for module in (auth, main, library, admin, api):
         app.register_blueprint(module.bp)
     errors.register(app)
+    from app import security
+
+    security.init_app(app)
     cli.register(app)
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from app.db import Job, Photo
 from app.extensions import db
 from app.imaging import ImageRejected
-from app.jobs import delete_photo, serialize_job, submit_photo
+from app.jobs import TooManyPendingJobs, delete_photo, serialize_job, submit_photo
 from app.library import own_photo_or_404, photo_urls, photo_weights, user_photos
 from app.storage import StorageError
 from models.errors import BadPromptError
@@ -61,6 +61,10 @@ def create_photo():
         return error(400, str(exc))
     except StorageError:
         return error(503, "We could not save your photo just now. Please try again.")
+    except TooManyPendingJobs as exc:
+        response, status = error(429, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response, status
     return jsonify(photo_id=photo.id, job_id=job.id), 202
 
 

@@ -5,15 +5,35 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.db import User
 from app.extensions import db
 from app.forms import LoginForm, RegisterForm
+from app.security import (
+    LOGIN_PER_ACCOUNT,
+    LOGIN_PER_IP,
+    REGISTER_PER_IP,
+    account_key,
+    failed_login,
+    limiter,
+)
 
 bp = Blueprint("auth", __name__)
 
 #: Shown for an unknown email and for a wrong password alike, so neither is revealed.
 BAD_LOGIN = "Incorrect email or password"
+
+
+def _equal_work(password: str) -> None:
+    """Hash ``password`` once with the login KDF, as checking a real account would."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
+    check_password_hash(_DUMMY_HASH, password)
+
+
+_DUMMY_HASH: str | None = None
 
 
 def _safe_next(target: str | None) -> str:
@@ -25,6 +45,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(REGISTER_PER_IP, methods=["POST"])
 def register():
     """Create an account (never an admin) and log it in."""
     if current_user.is_authenticated:
@@ -45,6 +66,9 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(LOGIN_PER_IP, methods=["POST"])
+@limiter.limit(LOGIN_PER_ACCOUNT, methods=["POST"], key_func=account_key,
+               deduct_when=failed_login)
 def login():
     """Log in with email and password; the same message for any wrong combination."""
     if current_user.is_authenticated:
@@ -52,7 +76,9 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = User.by_email(form.email.data)
-        if user is not None and user.check_password(form.password.data):
+        if user is None:
+            _equal_work(form.password.data)  # same time as a wrong password: emails stay private
+        elif user.check_password(form.password.data):
             login_user(user, remember=form.remember.data)
             return redirect(_safe_next(request.args.get("next")))
         form.form_errors.append(BAD_LOGIN)

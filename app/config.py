@@ -49,12 +49,40 @@ def _secret_key(environ: Mapping[str, str], instance_path: Path, production: boo
     return path.read_text().strip()
 
 
+def _first(environ: Mapping[str, str], *names: str) -> str | None:
+    """Return the first of the variables ``names`` that is set and not blank, else None."""
+    for name in names:
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def s3_settings(environ: Mapping[str, str]) -> dict[str, str | None]:
+    """Return the S3 storage settings: ``S3_BUCKET`` (unset: local storage), ``S3_PREFIX``,
+    ``S3_ENDPOINT_URL`` (non-AWS servers), ``S3_REGION``, ``S3_ACCESS_KEY_ID``,
+    ``S3_SECRET_ACCESS_KEY``; each falls back on the AWS_* variable and then on the
+    Bucketeer add-on's BUCKETEER_* variable. Credentials left None come from boto3's chain."""
+    return {
+        "S3_BUCKET": _first(environ, "S3_BUCKET", "BUCKETEER_BUCKET_NAME"),
+        "S3_PREFIX": _first(environ, "S3_PREFIX") or "",
+        "S3_ENDPOINT_URL": _first(environ, "S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"),
+        "S3_REGION": _first(environ, "S3_REGION", "AWS_REGION", "AWS_DEFAULT_REGION",
+                            "BUCKETEER_AWS_REGION"),
+        "S3_ACCESS_KEY_ID": _first(environ, "S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID",
+                                   "BUCKETEER_AWS_ACCESS_KEY_ID"),
+        "S3_SECRET_ACCESS_KEY": _first(environ, "S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY",
+                                       "BUCKETEER_AWS_SECRET_ACCESS_KEY"),
+    }
+
+
 def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> dict:
     """Build the Flask config mapping from environment variables.
 
     Variables: SECRET_KEY, DATABASE_URL, STORAGE_DIR, MODEL_DIR, MOBILE_SAM_CHECKPOINT,
     GROUNDING_DINO_MODEL, MAX_UPLOAD_MB, APP_ENV (``production`` enables secure cookies and
-    requires SECRET_KEY).
+    requires SECRET_KEY), REDIS_URL (the Redis queue instead of the database one),
+    JOB_TIMEOUT_S, WORKER_HEARTBEAT_S, S3_* (see :func:`s3_settings`).
     """
     production = environ.get("APP_ENV", environ.get("FLASK_ENV", "")).lower() == "production"
     max_mb = float(environ.get("MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_BYTES / 2**20))
@@ -74,5 +102,17 @@ def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> di
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": None,
-        "JOB_TIMEOUT_S": float(environ.get("JOB_TIMEOUT_S", "600")),
+        # Workers beat every WORKER_HEARTBEAT_S from a thread, so a job whose worker has been
+        # silent for JOB_TIMEOUT_S belongs to a dead worker: it is retried once, then failed.
+        "JOB_TIMEOUT_S": float(environ.get("JOB_TIMEOUT_S", "120")),
+        "WORKER_HEARTBEAT_S": float(environ.get("WORKER_HEARTBEAT_S", "10")),
+        "REDIS_URL": environ.get("REDIS_URL", "").strip() or None,
+        # Heroku Redis serves rediss:// with a self-signed certificate (Heroku's documented
+        # setting is ssl_cert_reqs=None); REDIS_TLS_VERIFY=1 verifies it.
+        "REDIS_TLS_VERIFY": environ.get("REDIS_TLS_VERIFY", "").lower() in ("1", "true", "yes"),
+        **s3_settings(environ),
+        "MAX_PENDING_JOBS": int(environ.get("MAX_PENDING_JOBS", "5")),
+        "RATELIMIT_ENABLED": environ.get("RATELIMIT_ENABLED", "1").lower() not in ("0", "false"),
+        "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI")
+        or environ.get("REDIS_URL") or "memory://",
     }

@@ -4,7 +4,14 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, PasswordField, RadioField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Email, EqualTo, InputRequired, Length, Optional
+from wtforms.validators import (
+    Email,
+    EqualTo,
+    InputRequired,
+    Length,
+    Optional,
+    ValidationError,
+)
 
 #: NIST SP 800-63B asks for at least 8 characters and allows at least 64.
 MIN_PASSWORD, MAX_PASSWORD = 8, 128
@@ -20,6 +27,14 @@ class RegisterForm(FlaskForm):
     confirm = PasswordField("Repeat password", validators=[
         InputRequired(), EqualTo("password", message="The two passwords do not match.")])
     submit = SubmitField("Create account")
+
+    def validate_password(self, field: PasswordField) -> None:
+        """Refuse common and guessable passwords (NIST SP 800-63B 5.1.1.2)."""
+        from app.security import password_problem
+
+        problem = password_problem(field.data or "", self.email.data or "")
+        if problem:
+            raise ValidationError(problem)
 
 
 class LoginForm(FlaskForm):

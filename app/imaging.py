@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -17,6 +19,14 @@ MIN_SIDE = 32
 MAX_ASPECT = 8.0
 #: Long side of the stored thumbnail, in pixels.
 THUMB_SIDE = 480
+
+#: Active content hidden inside an image file (image/HTML, image/PHP, image/PDF "polyglots").
+#: Each pattern is long enough (6+ fixed bytes) that compressed image data matches it by chance
+#: less than once in ~10^5 photos of 5 MB, while phones' own extras (XMP, ICC, motion-photo
+#: MP4 after the JPEG end) never contain it. Archives are found structurally (zipfile).
+POLYGLOT_PATTERN = re.compile(
+    rb"<script|<iframe|<html[\s>]|<svg\s+xmlns|<!doctype\s+html|<\?php\s|javascript:|%pdf-1\.",
+    re.IGNORECASE)
 
 _heif_registered = False
 
@@ -67,12 +77,16 @@ def normalise_upload(data: bytes, max_side: int = 4096) -> NormalisedPhoto:
         no EXIF/XMP/ICC) and a thumbnail JPEG (``THUMB_SIDE`` px long side).
 
     Raises:
-        ImageRejected: empty, undecodable or truncated data, a format outside
+        ImageRejected: empty, undecodable or truncated data, a polyglot (markup, script or
+            a zip archive inside, see ``POLYGLOT_PATTERN``), a format outside
             ``ALLOWED_FORMATS``, more than ``MAX_PIXELS`` pixels, a side under ``MIN_SIDE``
             or an aspect ratio over ``MAX_ASPECT``.
     """
     if not data:
         raise ImageRejected("The file is empty.")
+    if POLYGLOT_PATTERN.search(data) or zipfile.is_zipfile(io.BytesIO(data)):
+        raise ImageRejected("This file hides something that is not a picture, so we did not "
+                            "keep it. Please send the photo straight from the camera.")
     _register_heif()
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -91,6 +105,7 @@ def normalise_upload(data: bytes, max_side: int = 4096) -> NormalisedPhoto:
     if max(width, height) / min(width, height) > MAX_ASPECT:
         raise ImageRejected(f"This picture is too long and thin ({width}x{height} pixels).")
     try:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own decompression-bomb guard, same limit
         with Image.open(io.BytesIO(data)) as img:
             img.seek(0)  # animated images: first frame only
             img.load()

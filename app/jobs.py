@@ -18,7 +18,7 @@ from typing import Protocol
 
 from flask import Flask, current_app
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.db import Detection, Job, Photo, User, utcnow
 from app.extensions import db
@@ -36,6 +36,23 @@ MAX_ATTEMPTS = 2
 
 ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.png", "objects.json", "thumb.jpg"
 FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB)
+
+
+class TooManyPendingJobs(Exception):
+    """The user already has ``MAX_PENDING_JOBS`` photos waiting; ``retry_after`` in seconds."""
+
+    retry_after = 15
+
+    def __str__(self) -> str:
+        return ("You already have several photos waiting. Please wait until they are ready, "
+                "then try again.")
+
+
+def pending_jobs(user: User) -> int:
+    """How many of ``user``'s jobs are queued or running."""
+    return db.session.scalar(
+        select(func.count(Job.id)).join(Photo, Job.photo_id == Photo.id)
+        .where(Photo.user_id == user.id, Job.status.in_(("queued", "running")))) or 0
 
 
 class JobQueue(Protocol):
@@ -73,7 +90,10 @@ def submit_photo(user: User, data: bytes, mode: str, prompt: str | None) -> tupl
         ValueError: unknown mode. app.imaging.ImageRejected: not a usable photo.
         models.errors.BadPromptError: grounded mode with a bad prompt.
         app.storage.StorageError: the files could not be written (the row is rolled back).
+        TooManyPendingJobs: the user already has ``MAX_PENDING_JOBS`` jobs queued or running.
     """
+    if pending_jobs(user) >= current_app.config["MAX_PENDING_JOBS"]:
+        raise TooManyPendingJobs()
     if mode not in MODES:
         raise ValueError("Choose “Find everything” or “Find by name”.")
     if mode == "grounded":

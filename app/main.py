@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from app.api import chosen_file
 from app.forms import UploadForm
 from app.imaging import ImageRejected
-from app.jobs import submit_photo
+from app.jobs import TooManyPendingJobs, submit_photo
 from app.storage import StorageError
 from models.errors import BadPromptError
 
@@ -37,6 +37,10 @@ def upload():
             target.errors = [*target.errors, str(exc)]
         except StorageError:
             flash("We could not save your photo just now. Please try again.", "error")
+        except TooManyPendingJobs as exc:
+            flash(str(exc), "error")
+            return render_template("index.html", form=form), 429, {
+                "Retry-After": str(exc.retry_after)}
         else:
             return redirect(url_for("library.photo", photo_id=photo.id))
     return render_template("index.html", form=form), 400

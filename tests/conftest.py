@@ -22,9 +22,8 @@ def photo_bytes(name: str = "dog.jpg") -> bytes:
     return (PHOTOS / name).read_bytes()
 
 
-@pytest.fixture
-def app(tmp_path, service_config):
-    """A fresh app: SQLite file built through the migrations, storage in a temp dir,
+def make_app(tmp_path: Path, service_config, **overrides):
+    """A fresh app: SQLite file built through the migrations, storage in ``tmp_path``,
     random-weight test checkpoints (allowed, and flagged "unverified" in results)."""
     app = create_app({
         "TESTING": True,
@@ -32,9 +31,18 @@ def app(tmp_path, service_config):
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
         "STORAGE_DIR": str(tmp_path / "storage"),
         "INFERENCE": service_config,
+        "RATELIMIT_ENABLED": False,  # tests/security turns the limits on where it tests them
+        **overrides,
     })
     with app.app_context():
         upgrade()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path, service_config):
+    """A fresh app (see :func:`make_app`)."""
+    app = make_app(tmp_path, service_config)
     yield app
     with app.app_context():
         db.engine.dispose()

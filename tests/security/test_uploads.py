@@ -1,0 +1,96 @@
+"""Every bad upload is refused with a clear message and nothing half-written."""
+
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+
+from app.imaging import ImageRejected, normalise_upload
+from tests.conftest import photo_bytes
+
+
+def encode(image, fmt, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def zip_bytes() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr("payload.html", "<b>hi</b>")
+    return buf.getvalue()
+
+
+def test_iphone_heic_is_accepted_and_stored_as_jpeg():
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    heic = encode(Image.open(io.BytesIO(photo_bytes("dog.jpg"))).resize((400, 267)), "HEIF")
+    result = normalise_upload(heic)
+    assert result.size == (400, 267)
+    assert Image.open(io.BytesIO(result.jpeg)).format == "JPEG"
+
+
+@pytest.mark.parametrize("tail", [b"<script>alert(1)</script>", b"<?php system($x); ?>",
+                                  b"<!DOCTYPE html><p>", zip_bytes()],
+                         ids=["html-script", "php", "html-doc", "zip"])
+def test_polyglots_are_refused(tail):
+    with pytest.raises(ImageRejected, match="not a picture"):
+        normalise_upload(photo_bytes() + tail)
+
+
+def test_bytes_after_the_jpeg_end_alone_are_fine():
+    """Phones append data (motion-photo video) after the JPEG; that is not a polyglot."""
+    assert normalise_upload(photo_bytes() + b"\x00\x00\x00\x18ftypmp42" + bytes(5000)).size
+
+
+def api_upload(client, auth, data: bytes, name="x.jpg", **form):
+    form = {"mode": "everything", **form, "image": (io.BytesIO(data), name)}
+    return client.post("/api/v1/photos", data=form, headers=auth.api_headers())
+
+
+@pytest.mark.parametrize(("data", "form", "status", "message"), [
+    (b"", {}, 415, "empty"),
+    (photo_bytes()[:20000], {}, 415, "damaged"),
+    (b"just some text", {}, 415, "not a photo"),
+    (b"<html><body>hello</body></html>", {}, 415, "not a picture"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"/>', {}, 415, "not a picture"),
+    (photo_bytes() + b"<script>x</script>", {}, 415, "not a picture"),
+    (encode(Image.new("RGB", (1, 1)), "PNG"), {}, 415, "too small"),
+    (encode(Image.new("1", (100000, 10)), "PNG"), {}, 415, "too"),
+    (photo_bytes(), {"mode": "grounded", "prompt": ""}, 400, "type what to look for"),
+    (photo_bytes(), {"mode": "grounded", "prompt": "cat " * 2500}, 400, "too long"),
+    (photo_bytes(), {"mode": "grounded", "prompt": "cat\x00\x1b[2J"}, 400, "control"),
+], ids=["empty", "truncated", "text", "html", "svg", "polyglot", "1x1", "100000x10",
+        "no-prompt", "10k-prompt", "control-chars"])
+def test_api_refuses_bad_uploads_and_writes_nothing(app, client, auth, data, form, status,
+                                                    message):
+    auth.register()
+    response = api_upload(client, auth, data, **form)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+    assert client.get("/api/v1/photos").get_json() == {"photos": []}
+    root = app.extensions["photo_storage"].root
+    assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))
+
+
+def test_too_many_pending_jobs_get_429_with_retry_after(app, client, auth):
+    auth.register()
+    app.config["MAX_PENDING_JOBS"] = 2
+    small = encode(Image.open(io.BytesIO(photo_bytes())).resize((320, 213)), "JPEG")
+    assert [api_upload(client, auth, small).status_code for _ in range(2)] == [202, 202]
+    refused = api_upload(client, auth, small)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0 and "waiting" in refused.get_json()["error"]
+    assert len(client.get("/api/v1/photos").get_json()["photos"]) == 2
+
+
+def test_too_large_form_upload_gets_a_friendly_page(app, client, auth):
+    auth.register()
+    app.config["MAX_CONTENT_LENGTH"] = 10_000
+    response = client.post("/", data={"mode": "everything", "image": (
+        io.BytesIO(photo_bytes()), "dog.jpg")})
+    assert response.status_code == 413
+    assert "smaller photo" in response.get_data(as_text=True)
