@@ -47,7 +47,7 @@ def test_failed_logins_are_limited_per_account_even_across_addresses(limited_app
     owner.register("target@example.com")
     for i in range(10):
         client = limited_app.test_client()
-        response = AuthActions(client).login("target@example.com", "guess number %d" % i)
+        response = AuthActions(client).login("target@example.com", f"guess number {i}")
         assert response.status_code == 400
     blocked = AuthActions(limited_app.test_client()).login("target@example.com", PASSWORD)
     assert blocked.status_code == 429
