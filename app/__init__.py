@@ -41,15 +41,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ext.login_manager.unauthorized_handler(errors.unauthorized)
     ext.login_manager.session_protection = "basic"
 
-    from app.jobs import DatabaseQueue
-    from app.storage import LocalStorage
+    from app.queues import make_queue
+    from app.storage import make_storage
 
-    app.extensions["photo_storage"] = LocalStorage(app.config["STORAGE_DIR"])
-    app.extensions["job_queue"] = DatabaseQueue()
+    # Local directory and database queue by default; S3 and Redis when configured.
+    app.extensions["photo_storage"] = make_storage(app.config)
+    app.extensions["job_queue"] = make_queue(app.config)
 
-    from app import admin, api, auth, cli, library, main
+    from app import admin, api, auth, cli, health, library, main
 
-    for module in (auth, main, library, admin, api):
+    for module in (auth, main, library, admin, api, health):
         app.register_blueprint(module.bp)
     errors.register(app)
     from app import security

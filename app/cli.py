@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 
 import click
 from flask import Flask, current_app
@@ -81,22 +79,26 @@ def download_models(only: str | None) -> None:
 
 @click.command("worker")
 @click.option("--max-jobs", type=int, default=None, help="Stop after this many jobs.")
-@click.option("--poll", type=float, default=1.0, help="Seconds between queue polls.")
-def worker_command(max_jobs: int | None, poll: float) -> None:
-    """Run an inference worker: loads the models once, then analyses queued photos."""
-    from app.jobs import DatabaseJobSource
-    from models.service import InferenceService
-    from models.worker import run_worker, tune_allocator
+@click.option("--poll", type=float, default=1.0,
+              help="Seconds between polls of the database queue (Redis pushes jobs).")
+@click.option("--fetch-weights", is_flag=True,
+              help="First download missing weights into MODEL_DIR (dynos boot with an empty "
+                   "disk); a failed download is reported and the worker starts anyway.")
+@click.pass_context
+def worker_command(ctx: click.Context, max_jobs: int | None, poll: float,
+                   fetch_weights: bool) -> None:
+    """Run an inference worker of the configured queue (Redis with REDIS_URL, else the
+    database): loads the models once, then analyses queued photos until SIGTERM."""
+    from app.queues import run_worker_process
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    tune_allocator()
-    app: Flask = current_app._get_current_object()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    service = InferenceService(app.config["INFERENCE"])
-    handled = run_worker(DatabaseJobSource(app), service, stop=stop, poll_interval=poll,
-                         max_jobs=max_jobs)
+    if fetch_weights:
+        try:
+            ctx.invoke(download_models, only=None)
+        except click.ClickException as exc:
+            logging.getLogger(__name__).error("weights: %s", exc.format_message())
+    handled = run_worker_process(current_app._get_current_object(), max_jobs=max_jobs,
+                                 poll_interval=poll)
     click.echo(f"worker stopped after {handled} job(s)")
 
 

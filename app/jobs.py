@@ -23,7 +23,7 @@ from sqlalchemy import func, select, update
 from app.db import Detection, Job, Photo, User, utcnow
 from app.extensions import db
 from app.imaging import normalise_upload
-from app.storage import LocalStorage, StorageError
+from app.storage import Storage, StorageError
 from models.prompts import parse_prompt
 from models.result import AnalysisResult
 from models.worker import JobRequest
@@ -69,8 +69,8 @@ class DatabaseQueue:
         """Nothing to do: workers poll ``jobs`` for status ``queued``."""
 
 
-def storage() -> LocalStorage:
-    """Return the current app's photo storage."""
+def storage() -> Storage:
+    """Return the current app's photo storage (local directory or S3 bucket)."""
     return current_app.extensions["photo_storage"]
 
 

@@ -85,13 +85,15 @@ def delete(photo_id: int):
 @bp.route("/photos/<int:photo_id>/<any(" + ", ".join(f'"{n}"' for n in FILES) + "):name>")
 @login_required
 def file(photo_id: int, name: str):
-    """Serve one of the photo's files to its owner; ``?download=1`` saves it as a file."""
+    """Serve one of the photo's files to its owner (from the local directory or the S3
+    bucket, after the ownership check); ``?download=1`` saves it as a file."""
     photo = own_photo_or_404(photo_id)
-    key = photo.storage_prefix + name
-    if not storage().exists(key):
+    try:
+        source = storage().send_source(photo.storage_prefix + name)
+    except FileNotFoundError:
         abort(404)
     download = request.args.get("download") == "1"
-    response = send_file(storage().local_path(key), mimetype=_MIMETYPES[name],
+    response = send_file(source, mimetype=_MIMETYPES[name],
                          as_attachment=download,
                          download_name=f"photo-{photo.id}-{name}", max_age=0)
     response.headers["Cache-Control"] = "private, max-age=0, must-revalidate"
