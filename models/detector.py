@@ -9,9 +9,8 @@ the maximum token probability and the phrase is read from tokens above a text th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,9 +36,8 @@ LONGEST_EDGE = 1066
 MAX_DETECTIONS = 20
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One detected object.
+class Detection(NamedTuple):
+    """One detected object: a (label, score, box) tuple with named fields.
 
     Attributes:
         label: the prompt phrase it matches best, e.g. "cat".
@@ -187,7 +185,7 @@ class GroundingDinoDetector:
             Detection(
                 label=phrases[int(labels[i])],
                 score=float(scores[i]),
-                box=tuple(float(v) for v in boxes[i]),  # type: ignore[arg-type]
+                box=tuple(float(v) for v in boxes[i].tolist()),  # type: ignore[arg-type]
             )
             for i in order
         ]

@@ -79,3 +79,9 @@ def test_unloadable_directory_is_a_model_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="could not be loaded"):
         GroundingDinoDetector.from_pretrained(tmp_path)
+
+
+def test_detections_unpack_as_label_score_box(detector):
+    photo = open_photo("letters.jpg").convert("RGB")
+    label, score, box = detector.detect(photo, ["letter"])[0]
+    assert label == "letter" and isinstance(score, float) and len(box) == 4
