@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,8 @@ class InferenceService:
             image: the photo (PIL; EXIF orientation is applied, then converted to RGB).
             mode: "everything" (prompt ignored) or "grounded" (prompt required).
             prompt: e.g. "cat, ball" (see ``models.prompts.parse_prompt``).
-            key: cache key of the photo's image embedding (e.g. "photo-12").
+            key: cache key of the photo's image embedding (e.g. "photo-12"); kept in the
+                segmenter's LRU for later calls. None: computed once for this call only.
             progress: called as progress(fraction 0-1, stage text) between stages.
 
         Returns:
@@ -150,11 +152,17 @@ class InferenceService:
                 timings["load"] = time.perf_counter() - start
             import torch
 
-            with torch.inference_mode():
-                if phrases is None:
-                    objects = self._everything(photo, key, report, timings)
-                else:
-                    objects = self._grounded(photo, phrases, key, report, timings)
+            # Without a key the embedding is still shared by the stages of this call only.
+            cache_key = key if key is not None else f"analysis-{uuid.uuid4().hex}"
+            try:
+                with torch.inference_mode():
+                    if phrases is None:
+                        objects = self._everything(photo, cache_key, report, timings)
+                    else:
+                        objects = self._grounded(photo, phrases, cache_key, report, timings)
+            finally:
+                if key is None and self.segmenter is not None:
+                    self.segmenter.forget(cache_key)
             weights = {"mobile_sam": self.weights["mobile_sam"]}
             if mode == "grounded":
                 weights["grounding_dino"] = self.weights["grounding_dino"]
@@ -176,7 +184,7 @@ class InferenceService:
         )
 
     def _everything(
-        self, photo: Image.Image, key: str | None, report: Progress, timings: dict[str, float]
+        self, photo: Image.Image, key: str, report: Progress, timings: dict[str, float]
     ) -> list[ObjectResult]:
         assert self.segmenter is not None
         report(0.1, "looking at the photo")
@@ -203,7 +211,7 @@ class InferenceService:
         self,
         photo: Image.Image,
         phrases: list[str],
-        key: str | None,
+        key: str,
         report: Progress,
         timings: dict[str, float],
     ) -> list[ObjectResult]:

@@ -229,3 +229,19 @@ def test_everything_mode_caps_the_number_of_masks(service):
         assert [m.area for m in masks] == sorted((m.area for m in masks), reverse=True)
     finally:
         service.segmenter.everything_settings = settings
+
+
+def test_one_analysis_computes_the_embedding_once(service):
+    segmenter = service.segmenter
+    runs = []
+    hook = segmenter.model.image_encoder.register_forward_hook(lambda *_: runs.append(1))
+    try:
+        before = dict(segmenter._cache)
+        photo = open_photo("dog.jpg").convert("RGB").resize((400, 267))
+        service.analyze(photo, "grounded", "dog")  # no key: shared by the stages, then dropped
+        assert len(runs) == 1 and dict(segmenter._cache) == before
+        service.analyze(photo, "everything", key="same-photo")
+        service.analyze(photo, "grounded", "dog", key="same-photo")  # cached by the first
+        assert len(runs) == 2
+    finally:
+        hook.remove()
