@@ -210,6 +210,14 @@ class MobileSamSegmenter:
                 self._cache.popitem(last=False)
         return embedding
 
+    def _embedding_for(
+        self, image: Image.Image, key: str | None, embedding: ImageEmbedding | None
+    ) -> ImageEmbedding:
+        """The given embedding if it is of this photo's size, else :meth:`embed`."""
+        if embedding is not None and embedding.photo_size == (image.height, image.width):
+            return embedding
+        return self.embed(image, key)
+
     def forget(self, key: str) -> None:
         """Drop ``key``'s cached embedding, if any."""
         self._cache.pop(key, None)
@@ -249,7 +257,12 @@ class MobileSamSegmenter:
         return np.array([in_w / pw, in_h / ph], dtype=np.float32)
 
     def segment_boxes(
-        self, image: Image.Image, boxes: np.ndarray, *, key: str | None = None
+        self,
+        image: Image.Image,
+        boxes: np.ndarray,
+        *,
+        key: str | None = None,
+        embedding: ImageEmbedding | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One mask per box prompt.
 
@@ -257,6 +270,7 @@ class MobileSamSegmenter:
             image: RGB photo, W x H.
             boxes: (N, 4) float, xyxy in photo pixels.
             key: embedding cache key.
+            embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
 
         Returns:
             masks (N, H, W) bool at photo size, and predicted IoUs (N,) float32.
@@ -267,7 +281,7 @@ class MobileSamSegmenter:
         scores = np.zeros(len(boxes), dtype=np.float32)
         if len(boxes) == 0:
             return masks, scores
-        embedding = self.embed(image, key)
+        embedding = self._embedding_for(image, key, embedding)
         scaled = boxes * np.tile(self._scale(embedding), 2)
         with torch.inference_mode():
             for i, box in enumerate(scaled):
@@ -284,6 +298,7 @@ class MobileSamSegmenter:
         labels: np.ndarray,
         *,
         key: str | None = None,
+        embedding: ImageEmbedding | None = None,
     ) -> tuple[np.ndarray, float]:
         """One mask from point prompts (e.g. a tap on the photo).
 
@@ -292,6 +307,7 @@ class MobileSamSegmenter:
             points: (N, 2) float, (x, y) in photo pixels.
             labels: (N,) int, 1 = on the object, 0 = background.
             key: embedding cache key.
+            embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
 
         Returns:
             (mask (H, W) bool at photo size, predicted IoU). For a single point SAM's three
@@ -305,7 +321,7 @@ class MobileSamSegmenter:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(points) == 0 or len(points) != len(labels):
             raise ValueError(f"need N>=1 points and N labels, got {len(points)}, {len(labels)}")
-        embedding = self.embed(image, key)
+        embedding = self._embedding_for(image, key, embedding)
         coords = torch.as_tensor(points * self._scale(embedding), device=self.device)[None]
         labels_t = torch.as_tensor(labels, dtype=torch.int, device=self.device)[None]
         with torch.inference_mode():
@@ -318,20 +334,27 @@ class MobileSamSegmenter:
 
     # ------------------------------------------------------------------ everything mode
 
-    def everything(self, image: Image.Image, *, key: str | None = None) -> list[SegmentedMask]:
+    def everything(
+        self,
+        image: Image.Image,
+        *,
+        key: str | None = None,
+        embedding: ImageEmbedding | None = None,
+    ) -> list[SegmentedMask]:
         """Automatic mask generation over a point grid (SAM's ``SamAutomaticMaskGenerator``,
         run on the 1024-px work image with :class:`EverythingSettings`).
 
         Args:
             image: RGB photo, W x H.
             key: embedding cache key.
+            embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
 
         Returns:
             Masks at photo size, largest area first, at most ``max_masks``, none smaller than
             ``min_area_fraction`` of the photo. Overlaps are possible (a part and its whole).
         """
         settings = self.everything_settings
-        embedding = self.embed(image, key)
+        embedding = self._embedding_for(image, key, embedding)
         input_h, input_w = embedding.input_size
         generator = _CachedEmbeddingGenerator(self.model, embedding, settings)
         # The generator only reads the work image's shape: the embedding is already computed.

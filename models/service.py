@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -120,7 +119,7 @@ class InferenceService:
             mode: "everything" (prompt ignored) or "grounded" (prompt required).
             prompt: e.g. "cat, ball" (see ``models.prompts.parse_prompt``).
             key: cache key of the photo's image embedding (e.g. "photo-12"); kept in the
-                segmenter's LRU for later calls. None: computed once for this call only.
+                segmenter's LRU for later calls. None: computed once, for this call only.
             progress: called as progress(fraction 0-1, stage text) between stages.
 
         Returns:
@@ -152,17 +151,11 @@ class InferenceService:
                 timings["load"] = time.perf_counter() - start
             import torch
 
-            # Without a key the embedding is still shared by the stages of this call only.
-            cache_key = key if key is not None else f"analysis-{uuid.uuid4().hex}"
-            try:
-                with torch.inference_mode():
-                    if phrases is None:
-                        objects = self._everything(photo, cache_key, report, timings)
-                    else:
-                        objects = self._grounded(photo, phrases, cache_key, report, timings)
-            finally:
-                if key is None and self.segmenter is not None:
-                    self.segmenter.forget(cache_key)
+            with torch.inference_mode():
+                if phrases is None:
+                    objects = self._everything(photo, key, report, timings)
+                else:
+                    objects = self._grounded(photo, phrases, key, report, timings)
             weights = {"mobile_sam": self.weights["mobile_sam"]}
             if mode == "grounded":
                 weights["grounding_dino"] = self.weights["grounding_dino"]
@@ -184,16 +177,16 @@ class InferenceService:
         )
 
     def _everything(
-        self, photo: Image.Image, key: str, report: Progress, timings: dict[str, float]
+        self, photo: Image.Image, key: str | None, report: Progress, timings: dict[str, float]
     ) -> list[ObjectResult]:
         assert self.segmenter is not None
         report(0.1, "looking at the photo")
         t0 = time.perf_counter()
-        self.segmenter.embed(photo, key)
+        embedding = self.segmenter.embed(photo, key)
         timings["embed"] = time.perf_counter() - t0
         report(0.3, "finding every object")
         t0 = time.perf_counter()
-        masks = self.segmenter.everything(photo, key=key)
+        masks = self.segmenter.everything(photo, embedding=embedding)
         timings["masks"] = time.perf_counter() - t0
         return [
             ObjectResult(
@@ -211,7 +204,7 @@ class InferenceService:
         self,
         photo: Image.Image,
         phrases: list[str],
-        key: str,
+        key: str | None,
         report: Progress,
         timings: dict[str, float],
     ) -> list[ObjectResult]:
@@ -224,11 +217,11 @@ class InferenceService:
             return []
         report(0.6, "outlining what was found")
         t0 = time.perf_counter()
-        self.segmenter.embed(photo, key)
+        embedding = self.segmenter.embed(photo, key)
         timings["embed"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         boxes = np.array([d.box for d in detections], dtype=np.float32)
-        masks, _ = self.segmenter.segment_boxes(photo, boxes, key=key)
+        masks, _ = self.segmenter.segment_boxes(photo, boxes, embedding=embedding)
         timings["masks"] = time.perf_counter() - t0
         objects = []
         for i, (detection, mask) in enumerate(zip(detections, masks, strict=True)):
