@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import click
 from flask import Flask, current_app
@@ -92,6 +93,9 @@ def worker_command(ctx: click.Context, max_jobs: int | None, poll: float,
     from app.queues import run_worker_process
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # Below the web server's priority: on a shared machine, pages and polls stay quick while
+    # a model runs (WORKER_NICE=0 turns this off).
+    os.nice(int(os.environ.get("WORKER_NICE", "10")))
     if fetch_weights:
         try:
             ctx.invoke(download_models, only=None)
