@@ -7,14 +7,15 @@ export FLASK_APP := wsgi
 export MALLOC_MMAP_THRESHOLD_ := 1073741824
 export MALLOC_TRIM_THRESHOLD_ := 4294967296
 
-.PHONY: run test install install-dev browser db weights lint bench
+.PHONY: run test install install-dev browser services db weights lint bench
 
 ## make run: install, create/upgrade the SQLite database, fetch weights, start web + worker on :5000
 run: install db weights
 	PATH="$(abspath $(BIN)):$$PATH" PORT=5000 $(BIN)/honcho start --procfile Procfile web worker
 
-## make test: install (with test tools and Debian's chromium) and run the whole test suite
-test: install-dev browser
+## make test: install (with test tools, Debian's chromium, postgresql and redis-server) and run
+## the whole test suite (tests/deploy starts its own throwaway servers on 127.0.0.1)
+test: install-dev browser services
 	$(BIN)/python -m pytest
 
 $(BIN)/python:
@@ -38,6 +39,15 @@ browser:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) \
 	    apt-get install -y -q chromium; }
+
+# PostgreSQL and Redis binaries for tests/deploy (the tests start their own servers on loopback
+# ports; Debian may also start its default services, which the tests do not use).
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null; } || { \
+	  echo "Installing Debian's postgresql and redis-server for the deploy tests..."; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) \
+	    apt-get install -y -q postgresql redis-server; }
 
 db: install
 	$(BIN)/flask db upgrade

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from app.db import Photo, User
 from app.extensions import db
+from app.health import worker_status
 from app.jobs import delete_photo
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,11 +43,12 @@ def _checked_form() -> None:
 @bp.route("")
 @admin_required
 def users():
-    """Every user with email, admin flag, joined date and photo count."""
+    """Every user with email, admin flag, joined date and photo count; the workers'
+    heartbeat (queue depth, workers alive, last job time)."""
     counts = (select(User, func.count(Photo.id)).outerjoin(Photo, Photo.user_id == User.id)
               .group_by(User.id).order_by(User.created_at))
     return render_template("admin/users.html", users=db.session.execute(counts).all(),
-                           form=FlaskForm())
+                           form=FlaskForm(), health=worker_status())
 
 
 @bp.route("/users/<int:user_id>/promote", methods=["POST"])

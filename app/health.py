@@ -81,6 +81,7 @@ class WorkerHeartbeat:
         self.last_job_at: datetime | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # beat now: a job started or ended
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -107,6 +108,7 @@ class WorkerHeartbeat:
         """Record that the worker now runs ``job_id`` (its heartbeat is kept fresh)."""
         with self._lock:
             self.state, self.current_job = "busy", job_id
+        self._wake.set()
 
     def job_finished(self, job_id: str) -> None:
         """Record that ``job_id`` ended (done or failed); counted once however often called."""
@@ -116,6 +118,7 @@ class WorkerHeartbeat:
             self.state, self.current_job = "idle", None
             self.jobs_done += 1
             self.last_job_at = utcnow()
+        self._wake.set()
 
     def beat(self) -> None:
         """Write the worker's row and refresh ``heartbeat_at`` of the job it runs (one
@@ -143,8 +146,13 @@ class WorkerHeartbeat:
             db.session.commit()
 
     def _run(self) -> None:
-        """Beat every ``interval`` seconds until :meth:`stop`; errors are logged."""
-        while not self._stop.wait(self.interval):
+        """Beat every ``interval`` seconds, and at once when a job starts or ends, until
+        :meth:`stop`; errors are logged."""
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.beat()
                 if self.on_beat is not None:
@@ -157,6 +165,7 @@ class WorkerHeartbeat:
     def stop(self) -> None:
         """Stop the thread and record the worker as ``stopped`` (best effort)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval + 5)
         self.set_state("stopped")

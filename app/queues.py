@@ -56,7 +56,7 @@ RQ_JOB_TIMEOUT_S = 3600
 #: Failed RQ entries are kept this long for inspection (the database row has the reason).
 RQ_FAILURE_TTL_S = 7 * 24 * 3600
 #: Queued rows younger than this are left to the web's own enqueue by the sweep.
-SWEEP_GRACE = timedelta(seconds=10)
+SWEEP_GRACE = timedelta(seconds=5)
 
 
 def redis_connection(config: Mapping[str, Any], *, worker: bool = False) -> Redis:
@@ -126,28 +126,28 @@ class RedisQueue:
         except RedisError:
             return None
 
-    def held_job_ids(self) -> set[str]:
-        """Database job ids that Redis holds, waiting or being run.
+    def waiting_job_ids(self) -> set[str]:
+        """Database job ids waiting in Redis. (Entries being run are not counted: a dead
+        worker's stays in RQ's started registry for an hour, and its job, requeued in the
+        database, must go back on the queue.)
 
         Raises:
             redis.exceptions.RedisError: Redis cannot be reached.
         """
-        entries = self.queue.get_job_ids()
-        entries += self.queue.started_job_registry.get_job_ids(cleanup=False)
-        return {entry.rsplit("-", 1)[0] for entry in entries}
+        return {entry.rsplit("-", 1)[0] for entry in self.queue.get_job_ids()}
 
     def sweep(self) -> int:
-        """Enqueue queued rows older than SWEEP_GRACE that Redis does not hold (current app
-        context). Returns how many were enqueued; a duplicate is harmless (claims are
-        atomic)."""
+        """Enqueue queued rows older than SWEEP_GRACE that are not waiting in Redis (current
+        app context). Returns how many were enqueued; a duplicate (an entry being dequeued
+        right now) is harmless: claims are atomic."""
         cutoff = utcnow() - SWEEP_GRACE
         queued = db.session.scalars(select(Job.id).where(
             Job.status == "queued", Job.created_at < cutoff).order_by(Job.created_at)
             .limit(500)).all()
         if not queued:
             return 0
-        held = self.held_job_ids()
-        missing = [job_id for job_id in queued if job_id not in held]
+        waiting = self.waiting_job_ids()
+        missing = [job_id for job_id in queued if job_id not in waiting]
         for job_id in missing:
             log.info("job %s: queued but not in Redis; enqueueing it again", job_id)
             self.enqueue(job_id)

@@ -1,0 +1,105 @@
+"""The Redis queue's rules without models: what goes on the queue, an upload while Redis is
+down, a dead worker's job retried once then failed with a reason, one claim per job id."""
+
+from __future__ import annotations
+
+import io
+import json
+import zlib
+
+import pytest
+from redis import Redis
+from sqlalchemy import update
+
+from app import queues
+from app.db import Job, Photo, utcnow
+from app.extensions import db
+from app.jobs import ORIGINAL, DatabaseJobSource, DatabaseQueue
+from app.queues import OneJobSource, RedisQueue, make_queue, rq_queue
+from tests.conftest import AuthActions, photo_bytes
+from tests.deploy.services import free_port
+
+
+@pytest.fixture
+def no_sweep_grace(monkeypatch):
+    """Let the sweep take rows however young they are (the tests do not wait 5 s)."""
+    monkeypatch.setattr(queues, "SWEEP_GRACE", queues.SWEEP_GRACE * 0)
+
+
+def upload(app, email="parent@example.com"):
+    client = app.test_client()
+    auth = AuthActions(client)
+    auth.register(email)
+    response = client.post("/api/v1/photos", headers=auth.api_headers(), data={
+        "mode": "everything", "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")})
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()
+
+
+def test_the_queue_is_chosen_by_config():
+    assert isinstance(make_queue({"REDIS_URL": None}), DatabaseQueue)
+    queue = make_queue({"REDIS_URL": "rediss://:secret@redis.example:6380"})  # no connection yet
+    assert isinstance(queue, RedisQueue)
+    assert queue.queue.connection.connection_pool.connection_kwargs["ssl_cert_reqs"] is None
+
+
+def test_an_upload_puts_only_its_job_id_on_the_queue(make_app, redis_url):
+    ids = upload(make_app(REDIS_URL=redis_url))
+    queue = rq_queue(Redis.from_url(redis_url))
+    [entry] = queue.get_job_ids()
+    job = queue.fetch_job(entry)
+    assert entry.startswith(ids["job_id"] + "-")
+    assert job.func_name == "app.queues.perform" and job.args == [ids["job_id"]]
+    payload = zlib.decompress(Redis.from_url(redis_url).hget(job.key, "data"))
+    assert json.loads(payload)[2] == [ids["job_id"]]  # JSON, not pickle
+
+
+def test_upload_while_redis_is_down_is_kept_and_enqueued_later(make_app, redis_url,
+                                                                no_sweep_grace):
+    down = make_app(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    ids = upload(down)  # accepted: the row is the queue's truth
+    up = make_app(REDIS_URL=redis_url)  # same database, Redis back
+    queue = up.extensions["job_queue"]
+    with up.app_context():
+        assert queue.sweep() == 1
+        assert queue.sweep() == 0  # held now: not enqueued twice
+    assert [e.rsplit("-", 1)[0] for e in queue.queue.get_job_ids()] == [ids["job_id"]]
+
+
+def test_a_dead_workers_job_is_retried_once_then_failed_with_a_reason(make_app, redis_url,
+                                                                      no_sweep_grace):
+    app = make_app(REDIS_URL=redis_url, JOB_TIMEOUT_S=60)
+    ids = upload(app)
+    queue = app.extensions["job_queue"]
+    chores = queues._recovery(app, queue)  # what each live worker runs at every beat
+    for attempt, worker in enumerate(("worker.1:10:aa", "worker.2:11:bb"), start=1):
+        queue.queue.empty()  # a worker took the entry ...
+        assert DatabaseJobSource(app, worker).claim_job(ids["job_id"]) is not None
+        with app.app_context():  # ... and died: its heartbeat stopped long ago
+            db.session.execute(update(Job).values(heartbeat_at=utcnow().replace(year=2000)))
+            db.session.commit()
+            chores()
+            job = db.session.get(Job, ids["job_id"])
+            assert job.attempts == attempt
+            if attempt == 1:
+                assert (job.status, job.stage) == ("queued", "waiting to retry")
+                assert queue.length() == 1  # back on the Redis queue
+            else:
+                assert job.status == "failed" and "worker stopped" in job.error
+                assert job.photo.status == "failed" and job.photo.error == job.error
+                assert queue.length() == 0
+    with app.app_context():
+        photo = db.session.get(Photo, ids["photo_id"])
+        assert app.extensions["photo_storage"].exists(photo.storage_prefix + ORIGINAL)
+
+
+def test_a_handed_over_id_is_claimed_once(make_app):
+    app = make_app()
+    first, second = upload(app)["job_id"], upload(app, "other@example.com")["job_id"]
+    source = OneJobSource(app, "worker.1:1:aa", first)
+    assert source.claim().job_id == first
+    assert source.claim() is None  # one job per RQ entry
+    assert OneJobSource(app, "worker.2:2:bb", first).claim() is None  # already running
+    with app.app_context():
+        assert db.session.get(Job, first).worker == "worker.1:1:aa"
+        assert db.session.get(Job, second).status == "queued"

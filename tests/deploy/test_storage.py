@@ -1,0 +1,110 @@
+"""Photo storage in an S3-compatible bucket (moto's server on loopback), as dynos share no
+disk: files written, served only to their owner through the app, deleted with the photo."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+
+from app.config import s3_settings
+from app.db import Photo
+from app.extensions import db
+from app.storage import LocalStorage, S3Storage, StorageError, make_storage
+from tests.conftest import AuthActions, photo_bytes
+from tests.deploy.services import free_port
+
+
+def bucket_client(config):
+    return boto3.client("s3", endpoint_url=config["S3_ENDPOINT_URL"],
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        region_name="us-east-1")
+
+
+def keys(config, prefix=""):
+    pages = bucket_client(config).get_paginator("list_objects_v2").paginate(
+        Bucket=config["S3_BUCKET"], Prefix=prefix)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def test_settings_select_the_store_and_read_bucketeer(tmp_path):
+    bucketeer = {"BUCKETEER_BUCKET_NAME": "b1", "BUCKETEER_AWS_ACCESS_KEY_ID": "AK",
+                 "BUCKETEER_AWS_SECRET_ACCESS_KEY": "SK", "BUCKETEER_AWS_REGION": "eu-west-1"}
+    settings = s3_settings(bucketeer)
+    assert (settings["S3_BUCKET"], settings["S3_ACCESS_KEY_ID"], settings["S3_REGION"]) == \
+        ("b1", "AK", "eu-west-1")
+    assert s3_settings({**bucketeer, "S3_BUCKET": "mine"})["S3_BUCKET"] == "mine"
+    assert isinstance(make_storage({"STORAGE_DIR": str(tmp_path), **s3_settings({})}),
+                      LocalStorage)
+    store = make_storage({"STORAGE_DIR": str(tmp_path), **settings, "S3_PREFIX": "/photos/"})
+    assert isinstance(store, S3Storage) and store.prefix == "photos/"
+
+
+def test_s3_storage_round_trip(s3_config):
+    store = make_storage({**s3_config, "S3_PREFIX": "visionanything"})
+    store.put("u1/p2/original.jpg", b"\xff\xd8jpeg")
+    store.put("u1/p2/objects.json", b"{}")
+    store.put("u1/p22/original.jpg", b"other photo")
+    assert store.get("u1/p2/original.jpg") == b"\xff\xd8jpeg"
+    assert store.send_source("u1/p2/objects.json").read() == b"{}"
+    assert store.exists("u1/p2/original.jpg") and not store.exists("u1/p2/overlay.png")
+    head = bucket_client(s3_config).head_object(Bucket=s3_config["S3_BUCKET"],
+                                                Key="visionanything/u1/p2/original.jpg")
+    assert head["ContentType"] == "image/jpeg"
+    with pytest.raises(FileNotFoundError):
+        store.get("u1/p2/overlay.png")
+    with pytest.raises(FileNotFoundError):
+        store.send_source("u1/p2/overlay.png")
+    for bad in ("../u2/p1/original.jpg", "/etc/passwd", "u1/../../x", ""):
+        with pytest.raises(StorageError):
+            store.put(bad, b"x")
+    store.delete_prefix("u1/p2/")
+    assert keys(s3_config) == ["visionanything/u1/p22/original.jpg"]  # p22 is not under p2/
+
+
+def test_s3_delete_prefix_pages_past_a_thousand_objects(s3_config):
+    store = make_storage(s3_config)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: store.put(f"u1/p1/{n}.png", b"x"), range(1005)))
+    store.put("u1/p10/original.jpg", b"kept")
+    store.delete_prefix("u1/p1")
+    assert keys(s3_config) == ["u1/p10/original.jpg"]
+
+
+def test_unreachable_bucket_is_a_storage_error(s3_config):
+    store = make_storage({**s3_config, "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
+    with pytest.raises(StorageError):
+        store.put("u1/p1/original.jpg", b"x")
+    with pytest.raises(StorageError):
+        store.get("u1/p1/original.jpg")
+    store.delete_prefix("u1/p1/")  # logged, not raised: the rows are already gone
+
+
+def test_app_keeps_photos_in_the_bucket_and_serves_them_to_their_owner(make_app, s3_config,
+                                                                         tmp_path):
+    app = make_app(**s3_config)
+    owner, other = app.test_client(), app.test_client()
+    auth = AuthActions(owner)
+    assert auth.register("owner@example.com").status_code == 302
+    assert AuthActions(other).register("other@example.com").status_code == 302
+    response = owner.post("/api/v1/photos", headers=auth.api_headers(), data={
+        "mode": "everything", "image": (io.BytesIO(photo_bytes("bears.jpg")), "bears.jpg")})
+    assert response.status_code == 202
+    photo = owner.get(f"/api/v1/photos/{response.get_json()['photo_id']}").get_json()
+    with app.app_context():
+        prefix = db.session.get(Photo, photo["id"]).storage_prefix
+    assert keys(s3_config) == [prefix + "original.jpg", prefix + "thumb.jpg"]
+    original = owner.get(photo["original_url"])
+    assert original.status_code == 200 and original.mimetype == "image/jpeg"
+    assert original.data == bucket_client(s3_config).get_object(
+        Bucket=s3_config["S3_BUCKET"], Key=prefix + "original.jpg")["Body"].read()
+    assert original.content_length == len(original.data)
+    assert owner.get(photo["thumb_url"] + "?download=1").headers["Content-Disposition"] \
+        .startswith("attachment")
+    assert other.get(photo["original_url"]).status_code == 404  # only the owner
+    assert not (tmp_path / "storage").exists()  # nothing on the local disk
+    assert owner.delete(photo["page_url"].replace("/photos/", "/api/v1/photos/"),
+                        headers=auth.api_headers()).status_code == 204
+    assert keys(s3_config) == []
