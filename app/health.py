@@ -80,6 +80,7 @@ class WorkerHeartbeat:
         self.jobs_done = 0
         self.last_job_at: datetime | None = None
         self._lock = threading.Lock()
+        self._beat_lock = threading.Lock()  # one beat at a time: the last one has the news
         self._stop = threading.Event()
         self._wake = threading.Event()  # beat now: a job started or ended
         self._thread: threading.Thread | None = None
@@ -122,16 +123,17 @@ class WorkerHeartbeat:
 
     def beat(self) -> None:
         """Write the worker's row and refresh ``heartbeat_at`` of the job it runs (one
-        transaction).
+        transaction; beats from several threads are serialised).
 
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the database refused the write.
         """
-        with self._lock:
-            values = {"queue": self.queue, "state": self.state, "current_job": self.current_job,
-                      "jobs_done": self.jobs_done, "last_job_at": self.last_job_at}
-        now = utcnow()
-        with self.app.app_context():
+        with self._beat_lock, self.app.app_context():
+            with self._lock:
+                values = {"queue": self.queue, "state": self.state,
+                          "current_job": self.current_job, "jobs_done": self.jobs_done,
+                          "last_job_at": self.last_job_at}
+            now = utcnow()
             row = db.session.get(WorkerBeat, self.name)
             if row is None:
                 row = WorkerBeat(name=self.name, started_at=now)

@@ -15,7 +15,7 @@ from app.health import BeatingSource, WorkerHeartbeat
 from app.jobs import DatabaseJobSource
 from tests.app.test_admin import admin_client
 from tests.conftest import AuthActions, photo_bytes
-from tests.deploy.services import free_port
+from tests.processes import free_port
 
 
 def test_healthz_answers_without_login(make_app):

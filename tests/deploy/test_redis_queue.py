@@ -17,7 +17,7 @@ from app.extensions import db
 from app.jobs import ORIGINAL, DatabaseJobSource, DatabaseQueue
 from app.queues import OneJobSource, RedisQueue, make_queue, rq_queue
 from tests.conftest import AuthActions, photo_bytes
-from tests.deploy.services import free_port
+from tests.processes import free_port
 
 
 @pytest.fixture

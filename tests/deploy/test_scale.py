@@ -10,11 +10,9 @@ with a reason) with no photo lost. Random-weight test checkpoints, one torch thr
 from __future__ import annotations
 
 import io
-import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,9 +25,8 @@ from PIL import Image
 
 from tests.conftest import PASSWORD, PHOTOS
 from tests.deploy import services
+from tests.processes import app_env, migrate, web_server, worker_process
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 #: Photo and grounded-mode prompt: short prompts on small photos keep the run quick (the
 #: tiny random Grounding DINO); everything mode is the long job of the kill test.
 TEN = [("dog.jpg", "dog"), ("bears.jpg", "bear"), ("car-and-bicycle.jpg", "car, bicycle"),
@@ -97,65 +94,28 @@ class Cluster:
         return "".join(p.read_text() for p in self.logs.glob("worker-*.log"))
 
 
-def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """Start ``command`` in the repository with ``env``, output to ``log``."""
-    with log.open("wb") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM (warm shutdown), then SIGKILL after 30 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, postgres, redis_server, s3_endpoint, mobile_sam_checkpoint,
-            grounding_dino_dir):
+def cluster(tmp_path_factory, postgres, redis_server, s3_endpoint, service_config):
     """Release phase (migrations), web and two workers, configured through the environment
     only, as Heroku would; yields a :class:`Cluster`."""
     tmp = tmp_path_factory.mktemp("cluster")
     db_url = services.create_database(postgres)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "AWS_", "S3_"))}
-    env.update({
-        "SECRET_KEY": "scale-test",
-        "DATABASE_URL": db_url.replace("postgresql+psycopg://", "postgres://"),  # Heroku's form
-        "REDIS_URL": redis_server,
-        "S3_BUCKET": services.create_bucket(s3_endpoint), "S3_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "STORAGE_DIR": str(tmp / "local-storage"),  # must stay empty: dynos share no disk
-        "MODEL_DIR": str(tmp / "models"),
-        "MOBILE_SAM_CHECKPOINT": str(mobile_sam_checkpoint),
-        "GROUNDING_DINO_MODEL": str(grounding_dino_dir),
-        "ALLOW_UNVERIFIED_WEIGHTS": "1",
-        "MODEL_NUM_THREADS": "1",  # two workers on two cores
-        "WORKER_HEARTBEAT_S": "1", "JOB_TIMEOUT_S": str(JOB_TIMEOUT_S),
-        "MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "4294967296",
-        "PYTHONUNBUFFERED": "1",
-    })
-    release = subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                             env=env, capture_output=True, text=True, timeout=120)
-    assert release.returncode == 0, release.stderr
-    port = services.free_port()
+    env = app_env(
+        tmp, service_config,
+        DATABASE_URL=db_url.replace("postgresql+psycopg://", "postgres://"),  # Heroku's form
+        REDIS_URL=redis_server,
+        S3_BUCKET=services.create_bucket(s3_endpoint), S3_ENDPOINT_URL=s3_endpoint,
+        AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+        STORAGE_DIR=str(tmp / "local-storage"),  # must stay empty: dynos share no disk
+        MODEL_NUM_THREADS="1",  # two workers on two cores
+        WORKER_HEARTBEAT_S="1", JOB_TIMEOUT_S=str(JOB_TIMEOUT_S))
+    migrate(env)  # the Procfile's release phase
     with ExitStack() as stack:
-        web = spawn([str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
-                     "--workers", "2", "--threads", "4", "--timeout", "30"], env, tmp / "web.log")
-        stack.callback(stop, web)
-        result = Cluster(f"http://127.0.0.1:{port}", db_url.replace("+psycopg", ""),
-                         tmp / "local-storage", tmp)
+        base = stack.enter_context(web_server(env, tmp / "web.log"))
+        result = Cluster(base, db_url.replace("+psycopg", ""), tmp / "local-storage", tmp)
         for n in (1, 2):
-            proc = spawn([str(BIN / "flask"), "--app", "wsgi", "worker"], env,
-                         tmp / f"worker-{n}.log")
-            stack.callback(stop, proc)
+            proc = stack.enter_context(worker_process(env, tmp / f"worker-{n}.log"))
             result.workers[proc.pid] = proc
-        services.wait_until(lambda: requests.get(result.base + "/healthz").ok, 60, "web")
         services.wait_until(  # both workers have loaded their models and wait for jobs
             lambda: result.sql("SELECT count(*) FROM workers WHERE state = 'idle'")[0][0] == 2,
             180, "two idle workers")

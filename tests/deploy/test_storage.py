@@ -14,7 +14,7 @@ from app.db import Photo
 from app.extensions import db
 from app.storage import LocalStorage, S3Storage, StorageError, make_storage
 from tests.conftest import AuthActions, photo_bytes
-from tests.deploy.services import free_port
+from tests.processes import free_port
 
 
 def bucket_client(config):
