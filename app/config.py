@@ -76,6 +76,13 @@ def s3_settings(environ: Mapping[str, str]) -> dict[str, str | None]:
     }
 
 
+def redis_tls_options(url: str, verify: bool) -> dict[str, None]:
+    """Extra ``redis.from_url`` options for ``url``: ``{"ssl_cert_reqs": None}`` for a
+    ``rediss://`` URL unless ``verify`` (REDIS_TLS_VERIFY), since Heroku Redis serves TLS with
+    a self-signed certificate (Heroku's documented client setting); else nothing."""
+    return {"ssl_cert_reqs": None} if url.startswith("rediss://") and not verify else {}
+
+
 def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> dict:
     """Build the Flask config mapping from environment variables.
 
@@ -85,6 +92,9 @@ def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> di
     JOB_TIMEOUT_S, WORKER_HEARTBEAT_S, S3_* (see :func:`s3_settings`).
     """
     production = environ.get("APP_ENV", environ.get("FLASK_ENV", "")).lower() == "production"
+    redis_verify = environ.get("REDIS_TLS_VERIFY", "").lower() in ("1", "true", "yes")
+    ratelimit_storage = (environ.get("RATELIMIT_STORAGE_URI") or environ.get("REDIS_URL")
+                         or "memory://")
     max_mb = float(environ.get("MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_BYTES / 2**20))
     return {
         "SECRET_KEY": _secret_key(environ, instance_path, production),
@@ -107,12 +117,10 @@ def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> di
         "JOB_TIMEOUT_S": float(environ.get("JOB_TIMEOUT_S", "120")),
         "WORKER_HEARTBEAT_S": float(environ.get("WORKER_HEARTBEAT_S", "10")),
         "REDIS_URL": environ.get("REDIS_URL", "").strip() or None,
-        # Heroku Redis serves rediss:// with a self-signed certificate (Heroku's documented
-        # setting is ssl_cert_reqs=None); REDIS_TLS_VERIFY=1 verifies it.
-        "REDIS_TLS_VERIFY": environ.get("REDIS_TLS_VERIFY", "").lower() in ("1", "true", "yes"),
+        "REDIS_TLS_VERIFY": redis_verify,  # see redis_tls_options
         **s3_settings(environ),
         "MAX_PENDING_JOBS": int(environ.get("MAX_PENDING_JOBS", "5")),
         "RATELIMIT_ENABLED": environ.get("RATELIMIT_ENABLED", "1").lower() not in ("0", "false"),
-        "RATELIMIT_STORAGE_URI": environ.get("RATELIMIT_STORAGE_URI")
-        or environ.get("REDIS_URL") or "memory://",
+        "RATELIMIT_STORAGE_URI": ratelimit_storage,
+        "RATELIMIT_STORAGE_OPTIONS": redis_tls_options(ratelimit_storage, redis_verify),
     }

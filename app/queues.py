@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from sqlalchemy import select
 
+from app.config import redis_tls_options
 from app.db import Job, utcnow
 from app.extensions import db
 from app.health import BeatingSource, WorkerHeartbeat
@@ -69,11 +70,10 @@ def redis_connection(config: Mapping[str, Any], *, worker: bool = False) -> Redi
     from redis import Redis
 
     url = config["REDIS_URL"]
-    options: dict[str, Any] = {"socket_connect_timeout": 5, "health_check_interval": 30}
+    options: dict[str, Any] = {"socket_connect_timeout": 5, "health_check_interval": 30,
+                               **redis_tls_options(url, bool(config.get("REDIS_TLS_VERIFY")))}
     if not worker:
         options["socket_timeout"] = 5
-    if url.startswith("rediss://") and not config.get("REDIS_TLS_VERIFY"):
-        options["ssl_cert_reqs"] = None
     return Redis.from_url(url, **options)
 
 

@@ -12,6 +12,7 @@ from redis import Redis
 from sqlalchemy import update
 
 from app import queues
+from app.config import from_env
 from app.db import Job, Photo, utcnow
 from app.extensions import db
 from app.jobs import ORIGINAL, DatabaseJobSource, DatabaseQueue
@@ -36,11 +37,16 @@ def upload(app, email="parent@example.com"):
     return response.get_json()
 
 
-def test_the_queue_is_chosen_by_config():
+def test_the_queue_is_chosen_by_config(tmp_path):
     assert isinstance(make_queue({"REDIS_URL": None}), DatabaseQueue)
     queue = make_queue({"REDIS_URL": "rediss://:secret@redis.example:6380"})  # no connection yet
     assert isinstance(queue, RedisQueue)
     assert queue.queue.connection.connection_pool.connection_kwargs["ssl_cert_reqs"] is None
+    # Heroku Redis's self-signed TLS: the rate limits stored in the same Redis accept it too
+    heroku = {"REDIS_URL": "rediss://:secret@redis.example:6380", "SECRET_KEY": "x"}
+    assert from_env(tmp_path, heroku)["RATELIMIT_STORAGE_OPTIONS"] == {"ssl_cert_reqs": None}
+    verified = from_env(tmp_path, {**heroku, "REDIS_TLS_VERIFY": "1"})
+    assert verified["RATELIMIT_STORAGE_OPTIONS"] == {} and verified["REDIS_TLS_VERIFY"]
 
 
 def test_an_upload_puts_only_its_job_id_on_the_queue(make_app, redis_url):
