@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,8 +10,10 @@ import numpy as np
 
 from models.palette import hex_color
 from models.rle import mask_to_rle
+from models.vocabulary import UNSURE_LABEL
 
 Box = tuple[float, float, float, float]
+_NUMBERED = re.compile(r"^object \d+$")
 
 
 @dataclass
@@ -18,12 +21,17 @@ class ObjectResult:
     """One coloured, named object.
 
     Attributes:
-        label: "object 3" (everything mode) or the detected phrase, e.g. "cat" (grounded).
-        score: 0-1; predicted mask IoU (everything) or detection score (grounded).
+        label: a vocabulary word or "something?" (everything mode and point prompts), or the
+            detected phrase, e.g. "cat" (grounded).
+        score: 0-1; predicted mask IoU (everything, point) or detection score (grounded).
         box: (x0, y0, x1, y1) in pixels of the photo, 0 <= x0 <= x1 <= width.
         mask: (H, W) bool at photo size; True marks the object's pixels.
         area: number of True pixels in ``mask``.
         color: (r, g, b) 0-255 used for the tint, contour and label.
+        named: True when ``label`` is a name said with confidence (grounded mode's phrases,
+            vocabulary words that passed ``models.naming``'s rules); False for "something?".
+            Left out (None), it is derived from the label: False for "something?" and an
+            older result's "object N", else True.
     """
 
     label: str
@@ -32,11 +40,18 @@ class ObjectResult:
     mask: np.ndarray
     area: int
     color: tuple[int, int, int]
+    named: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.named is None:
+            self.named = self.label != UNSURE_LABEL and not _NUMBERED.match(self.label)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: label, score, box [x0,y0,x1,y1] px, area px, "#rrggbb", COCO RLE."""
+        """JSON-ready dict: label, named, score, box [x0,y0,x1,y1] px, area px, "#rrggbb",
+        COCO RLE."""
         return {
             "label": self.label,
+            "named": bool(self.named),
             "score": round(float(self.score), 4),
             "box": [round(float(v), 1) for v in self.box],
             "area": int(self.area),
@@ -51,10 +66,10 @@ class AnalysisResult:
 
     Attributes:
         width, height: photo size in pixels after EXIF orientation; every mask is (height, width).
-        mode: "everything" or "grounded".
-        prompt: the prompt as typed (grounded), None in everything mode.
-        objects: everything mode: largest area first, labelled "object 1", "object 2", ...;
-            grounded mode: the detected phrase, highest score first.
+        mode: "everything", "grounded", or "point" (one object under a tapped point).
+        prompt: the prompt as typed (grounded), None otherwise.
+        objects: everything mode: largest area first, each a vocabulary word or "something?";
+            grounded mode: the detected phrase, highest score first; point: exactly one.
         weights: {"mobile_sam": "official"|"unverified", "grounding_dino": ...} for the
             models used.
         timings: seconds per stage, e.g. {"load": ..., "embed": ..., "total": ...}.
@@ -71,7 +86,7 @@ class AnalysisResult:
     def to_json(self) -> dict[str, Any]:
         """The ``objects.json`` document: {"width","height","mode","prompt","weights","objects"}.
 
-        Each object is {"label","score","box":[x0,y0,x1,y1],"area","color":"#rrggbb",
+        Each object is {"label","named","score","box":[x0,y0,x1,y1],"area","color":"#rrggbb",
         "mask":{"size":[h,w],"counts":str}} (COCO compressed RLE, see ``models.rle``).
         """
         return {
