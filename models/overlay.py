@@ -17,12 +17,15 @@ TINT_ALPHA = 0.45  # weight of the object's colour over the photo inside its mas
 _NUMBERED = re.compile(r"^object (\d+)$")
 
 
-def label_text(obj: ObjectResult) -> str:
-    """Text drawn for an object: "3" for everything mode's "object 3", else "cat 0.87"."""
+def label_text(obj: ObjectResult, *, scores: bool = True) -> str:
+    """Text drawn for an object: "3" for an older result's "object 3", "?" for an object that
+    is not named with confidence ("something?"), else "cat 0.87" (``scores``) or "cat"."""
     match = _NUMBERED.match(obj.label)
     if match:
         return match.group(1)
-    return f"{obj.label} {obj.score:.2f}"
+    if not obj.named:
+        return "?"
+    return f"{obj.label} {obj.score:.2f}" if scores else obj.label
 
 
 def _sizes(width: int, height: int) -> tuple[int, int]:
@@ -49,12 +52,16 @@ def _label_anchor(mask: np.ndarray, box: Sequence[float]) -> tuple[float, float]
     return float(x * step + step / 2), float(y * step + step / 2)
 
 
-def render_overlay(image: Image.Image, objects: Sequence[ObjectResult]) -> Image.Image:
+def render_overlay(
+    image: Image.Image, objects: Sequence[ObjectResult], *, scores: bool = True
+) -> Image.Image:
     """Return an RGB copy of ``image`` (W x H) with the objects drawn on it.
 
     Args:
         image: the photo as analysed (RGB, W x H; masks must be (H, W)).
         objects: results; larger objects are painted first so smaller ones stay visible.
+        scores: add the score to named labels ("cat 0.87"; grounded mode) or not ("cat";
+            everything mode, whose scores are mask quality, not naming confidence).
 
     Returns:
         RGB PIL image of size W x H: each mask blended with its colour (alpha 0.45), its
@@ -86,13 +93,14 @@ def render_overlay(image: Image.Image, objects: Sequence[ObjectResult]) -> Image
     font = ImageFont.load_default(size=font_size)
     placed: list[tuple[float, float, float, float]] = []
     for obj in sorted(objects, key=lambda o: o.area):  # small objects pick their spot first
-        _draw_label(draw, font, obj, (width, height), placed)
+        _draw_label(draw, font, label_text(obj, scores=scores), obj, (width, height), placed)
     return out
 
 
 def _draw_label(
     draw: ImageDraw.ImageDraw,
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    text: str,
     obj: ObjectResult,
     size: tuple[int, int],
     placed: list[tuple[float, float, float, float]],
@@ -100,7 +108,6 @@ def _draw_label(
     """Draw one rounded label centred on the object, nudged down past labels already placed
     and kept inside the photo."""
     width, height = size
-    text = label_text(obj)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     pad = max(4, (bottom - top) // 3)
     box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad
@@ -124,6 +131,39 @@ def _draw_label(
 def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
     """True if boxes (x0, y0, x1, y1) intersect."""
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def render_cutout(image: Image.Image, obj: ObjectResult) -> Image.Image:
+    """The object cut out of the photo: an RGBA image of its box, alpha 255 on the mask and 0
+    elsewhere.
+
+    Args:
+        image: the photo as analysed (W x H; ``obj.mask`` must be (H, W)).
+        obj: the object; its box is xyxy photo pixels (x1/y1 exclusive, as ``mask_box``).
+
+    Returns:
+        RGBA PIL image of the box, rounded outwards to whole pixels; a 1x1 transparent image
+        when the mask is empty.
+
+    Raises:
+        ValueError: the mask's shape is not (H, W).
+    """
+    width, height = image.size
+    mask = np.asarray(obj.mask, dtype=bool)
+    if mask.shape != (height, width):
+        raise ValueError(f"mask shape {mask.shape} != photo (H, W) {(height, width)}")
+    if not mask.any():
+        return Image.new("RGBA", (1, 1), (0, 0, 0, 0))
+    x0, y0, x1, y1 = obj.box
+    left, top = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    right, bottom = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
+    if right <= left or bottom <= top:  # a box that does not hold the mask: use the mask's
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        left, top, right, bottom = cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+    crop = image.convert("RGB").crop((left, top, right, bottom)).convert("RGBA")
+    alpha = Image.fromarray(mask[top:bottom, left:right].astype(np.uint8) * 255)
+    crop.putalpha(alpha)
+    return crop
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from models.errors import ModelError
@@ -331,6 +332,54 @@ class MobileSamSegmenter:
             best = int(torch.argmax(iou[0]))
             mask = self._to_photo(low_res[:, best : best + 1], embedding)[0]
         return mask, float(iou[0, best])
+
+    def segment_point(
+        self,
+        image: Image.Image,
+        point: tuple[float, float],
+        *,
+        key: str | None = None,
+        embedding: ImageEmbedding | None = None,
+    ) -> tuple[np.ndarray, float]:
+        """The mask of the object under one tapped point.
+
+        SAM's three candidate masks for a single point (multimask output, recommended for
+        ambiguous single points in SAM's predictor documentation) are ranked by predicted IoU;
+        the best one that covers the point wins (a mask that leaves out the tapped pixel is
+        not "the object under the point"), else the best one.
+
+        Args:
+            image: RGB photo, W x H.
+            point: (x, y) in photo pixels, inside the photo.
+            key: embedding cache key (e.g. "photo-12"); a cached embedding is reused.
+            embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
+
+        Returns:
+            (mask (H, W) bool at photo size, predicted IoU clipped to 0-1).
+        """
+        embedding = self._embedding_for(image, key, embedding)
+        scaled = np.asarray(point, dtype=np.float32).reshape(1, 2) * self._scale(embedding)
+        coords = torch.as_tensor(scaled, device=self.device)[None]
+        labels = torch.ones((1, 1), dtype=torch.int, device=self.device)
+        with torch.inference_mode():
+            low_res, iou = self._decode(embedding, points=(coords, labels), multimask=True)
+            # SAM's postprocess_masks, split: to the padded 1024 input, crop, then photo size.
+            logits = F.interpolate(
+                low_res, (ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=False
+            )
+            in_h, in_w = embedding.input_size
+            logits = logits[..., :in_h, :in_w]
+            px = min(max(int(scaled[0, 0]), 0), in_w - 1)
+            py = min(max(int(scaled[0, 1]), 0), in_h - 1)
+            covers = logits[0, :, py, px] > self.model.mask_threshold
+            order = torch.argsort(iou[0], descending=True).tolist()
+            best = next((c for c in order if bool(covers[c])), order[0])
+            photo = F.interpolate(
+                logits[:, best : best + 1], embedding.photo_size, mode="bilinear",
+                align_corners=False,
+            )  # fmt: skip
+            mask = (photo[0, 0] > self.model.mask_threshold).cpu().numpy()
+        return mask, min(max(float(iou[0, best]), 0.0), 1.0)
 
     # ------------------------------------------------------------------ everything mode
 

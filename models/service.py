@@ -2,8 +2,12 @@
 photo (plus a prompt in grounded mode) into an :class:`~models.result.AnalysisResult`.
 
 Pipeline (after lang-segment-anything's detect -> segment split):
-    everything mode: MobileSAM automatic mask generation -> "object 1", "object 2", ...
+    everything mode: MobileSAM automatic mask generation -> masks, named by Grounding DINO run
+                     with the vocabulary (``models.vocabulary``, ``models.naming``): a word
+                     or "something?".
     grounded mode:   Grounding DINO boxes for the phrases -> MobileSAM box prompts -> masks.
+    point prompt:    a tapped point on the cached image embedding -> one mask, named as in
+                     everything mode.
 Importing this module is cheap; torch, MobileSAM and transformers are imported by ``load``.
 """
 
@@ -13,20 +17,23 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from models.config import ServiceConfig
-from models.errors import BadPromptError
+from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
+from models.naming import UNNAMED, Name, name_boxes
 from models.palette import color_for
 from models.prompts import parse_prompt
 from models.result import AnalysisResult, ObjectResult
+from models.vocabulary import VOCABULARY
 
 if TYPE_CHECKING:
-    from models.detector import GroundingDinoDetector
+    from models.detector import Detection, GroundingDinoDetector
     from models.segmenter import MobileSamSegmenter
 
 log = logging.getLogger(__name__)
@@ -56,6 +63,10 @@ class InferenceService:
         self.segmenter: MobileSamSegmenter | None = None
         self.detector: GroundingDinoDetector | None = None
         self.weights: dict[str, str] = {}
+        self.vocabulary: tuple[str, ...] = VOCABULARY
+        self.names_cache_size = 4
+        self._names: OrderedDict[str, list[Detection]] = OrderedDict()
+        self._detector_error: str | None = None
         self._lock = threading.RLock()
 
     def load(self, modes: Iterable[str] = MODES) -> None:
@@ -118,14 +129,17 @@ class InferenceService:
             image: the photo (PIL; EXIF orientation is applied, then converted to RGB).
             mode: "everything" (prompt ignored) or "grounded" (prompt required).
             prompt: e.g. "cat, ball" (see ``models.prompts.parse_prompt``).
-            key: cache key of the photo's image embedding (e.g. "photo-12"); kept in the
-                segmenter's LRU for later calls. None: computed once, for this call only.
+            key: cache key of the photo (e.g. "photo-12"): its image embedding, Grounding
+                DINO backbone features and vocabulary detections are kept in small LRUs for
+                later calls (re-prompts). None: computed for this call only.
             progress: called as progress(fraction 0-1, stage text) between stages.
 
         Returns:
             AnalysisResult at photo size (width/height after EXIF orientation); masks (H, W)
-            bool; boxes xyxy photo pixels. Everything: largest first, "object N"; grounded:
-            phrase labels, highest score first.
+            bool; boxes xyxy photo pixels. Everything: largest first, each a vocabulary word
+            (``named``) or "something?"; grounded: phrase labels, highest score first.
+            Everything mode without Grounding DINO weights still works; all its objects are
+            then "something?" (logged as a warning).
 
         Raises:
             ValueError: unknown mode.
@@ -139,9 +153,7 @@ class InferenceService:
                 raise BadPromptError('Please type what to look for, for example "cat, ball".')
             phrases = parse_prompt(prompt)
         report = progress or (lambda fraction, stage: None)
-        photo = ImageOps.exif_transpose(image)
-        if photo.mode != "RGB":
-            photo = photo.convert("RGB")
+        photo = _upright(image)
         timings: dict[str, float] = {}
         start = time.perf_counter()
         with self._lock:
@@ -151,13 +163,13 @@ class InferenceService:
                 timings["load"] = time.perf_counter() - start
             import torch
 
+            weights = {"mobile_sam": self.weights["mobile_sam"]}
             with torch.inference_mode():
                 if phrases is None:
                     objects = self._everything(photo, key, report, timings)
                 else:
                     objects = self._grounded(photo, phrases, key, report, timings)
-            weights = {"mobile_sam": self.weights["mobile_sam"]}
-            if mode == "grounded":
+            if "grounding_dino" in self.weights:  # loaded: it found (grounded) or named
                 weights["grounding_dino"] = self.weights["grounding_dino"]
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
@@ -176,6 +188,89 @@ class InferenceService:
             timings=timings,
         )
 
+    def segment_point(
+        self,
+        image: Image.Image,
+        point: tuple[float, float],
+        *,
+        key: str | None = None,
+        progress: Progress | None = None,
+    ) -> AnalysisResult:
+        """The object under a tapped point, as a one-object result (tap to cut out).
+
+        Uses the photo's cached image embedding (``key``) when there is one, so a tap on a
+        photo already analysed costs only the prompt encoder and mask decoder. The mask is
+        named like everything mode's (vocabulary detections, cached per ``key``; computed
+        once if missing).
+
+        Args:
+            image: the photo (PIL; EXIF orientation is applied, then RGB) as analysed before.
+            point: (x, y) in pixels of the upright photo.
+            key: cache key of the photo, e.g. "photo-12".
+            progress: called as progress(fraction 0-1, stage text).
+
+        Returns:
+            AnalysisResult (mode "point", prompt None) with exactly one object: mask (H, W)
+            bool at photo size, its tight box, score = SAM's predicted IoU, label a vocabulary
+            word (``named``) or "something?". ``timings`` has "mask" (to the mask) and "name".
+
+        Raises:
+            BadPromptError: the point is not a pair of finite numbers inside the photo.
+            WeightsMissingError, WeightsUnverifiedError, ModelError: MobileSAM not loadable.
+        """
+        photo = _upright(image)
+        x, y = _check_point(point, photo.size)
+        report = progress or (lambda fraction, stage: None)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        with self._lock:
+            if self.segmenter is None:
+                report(0.02, "loading models")
+                self.load(("everything",))
+                timings["load"] = time.perf_counter() - start
+            import torch
+
+            from models.segmenter import mask_box
+
+            report(0.1, "cutting out")
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                mask, score = self.segmenter.segment_point(photo, (x, y), key=key)
+                box = mask_box(mask)
+                timings["mask"] = time.perf_counter() - t0
+                report(0.5, "finding its name")
+                t0 = time.perf_counter()
+                name = self._names_for(photo, [box], key, report, timings)[0]
+                timings["name"] = time.perf_counter() - t0
+            weights = {"mobile_sam": self.weights["mobile_sam"]}
+            if "grounding_dino" in self.weights:
+                weights["grounding_dino"] = self.weights["grounding_dino"]
+        timings["total"] = time.perf_counter() - start
+        report(1.0, "done")
+        obj = ObjectResult(
+            label=name.label, score=score, box=box, mask=mask, area=int(mask.sum()),
+            color=color_for(0), named=name.named,
+        )  # fmt: skip
+        log.info(
+            "point (%.0f, %.0f) on %dx%d photo (key=%s): %r in %.2f s %s", x, y, photo.width,
+            photo.height, key, name.label, timings["total"],
+            {k: round(v, 3) for k, v in timings.items()},
+        )  # fmt: skip
+        return AnalysisResult(
+            width=photo.width, height=photo.height, mode="point", prompt=None, objects=[obj],
+            weights=weights, timings=timings,
+        )  # fmt: skip
+
+    def forget(self, key: str) -> None:
+        """Drop everything cached for ``key`` (image embedding, backbone features, names)."""
+        with self._lock:
+            if self.segmenter is not None:
+                self.segmenter.forget(key)
+            if self.detector is not None:
+                self.detector.forget(key)
+            for cached in [k for k in self._names if k.startswith(f"{key}@")]:
+                del self._names[cached]
+
     def _everything(
         self, photo: Image.Image, key: str | None, report: Progress, timings: dict[str, float]
     ) -> list[ObjectResult]:
@@ -188,17 +283,75 @@ class InferenceService:
         t0 = time.perf_counter()
         masks = self.segmenter.everything(photo, embedding=embedding)
         timings["masks"] = time.perf_counter() - t0
+        report(0.6, "finding their names")
+        t0 = time.perf_counter()
+        names = self._names_for(photo, [m.box for m in masks], key, report, timings)
+        timings["names"] = time.perf_counter() - t0
         return [
             ObjectResult(
-                label=f"object {i + 1}",
+                label=name.label,
                 score=m.score,
                 box=m.box,
                 mask=m.mask,
                 area=m.area,
                 color=color_for(i),
+                named=name.named,
             )
-            for i, m in enumerate(masks)
+            for i, (m, name) in enumerate(zip(masks, names, strict=True))
         ]
+
+    def _names_for(
+        self,
+        photo: Image.Image,
+        boxes: Sequence[tuple[float, float, float, float]],
+        key: str | None,
+        report: Progress,
+        timings: dict[str, float],
+    ) -> list[Name]:
+        """Names of masks (given by their tight boxes) from the photo's vocabulary detections;
+        all "something?" when Grounding DINO cannot be loaded."""
+        if not boxes:
+            return []
+        detections = self._vocabulary_detections(photo, key, timings)
+        if detections is None:
+            return [UNNAMED] * len(boxes)
+        return name_boxes(boxes, detections)
+
+    def _vocabulary_detections(
+        self, photo: Image.Image, key: str | None, timings: dict[str, float]
+    ) -> list[Detection] | None:
+        """Grounding DINO's detections of the whole vocabulary on ``photo``, cached per
+        ``key`` (LRU of ``names_cache_size``); None if the detector cannot be loaded."""
+        cache_key = None if key is None else f"{key}@{photo.width}x{photo.height}"
+        if cache_key is not None and cache_key in self._names:
+            self._names.move_to_end(cache_key)
+            return self._names[cache_key]
+        if not self._ensure_detector():
+            return None
+        assert self.detector is not None
+        t0 = time.perf_counter()
+        detections = self.detector.detect_vocabulary(photo, self.vocabulary, key=key)
+        timings["detect"] = time.perf_counter() - t0
+        if cache_key is not None and self.names_cache_size > 0:
+            self._names[cache_key] = detections
+            while len(self._names) > self.names_cache_size:
+                self._names.popitem(last=False)
+        return detections
+
+    def _ensure_detector(self) -> bool:
+        """Load Grounding DINO for naming if possible; False (once logged) if its weights are
+        missing or refused, so everything mode still works, unnamed."""
+        if self.detector is not None:
+            return True
+        if self._detector_error is not None:
+            return False
+        try:
+            self._load_detector()
+        except (WeightsMissingError, WeightsUnverifiedError) as exc:
+            self._detector_error = str(exc)
+            log.warning("objects will not be named: %s", exc)
+            return False
+        return True
 
     def _grounded(
         self,
@@ -211,7 +364,7 @@ class InferenceService:
         assert self.segmenter is not None and self.detector is not None
         report(0.1, "looking for " + ", ".join(phrases))
         t0 = time.perf_counter()
-        detections = self.detector.detect(photo, phrases)
+        detections = self.detector.detect(photo, phrases, key=key)
         timings["detect"] = time.perf_counter() - t0
         if not detections:
             return []
@@ -237,6 +390,24 @@ class InferenceService:
             )
         objects.sort(key=lambda o: o.score, reverse=True)
         return objects
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The photo with EXIF orientation applied, in RGB."""
+    photo = ImageOps.exif_transpose(image)
+    return photo if photo.mode == "RGB" else photo.convert("RGB")
+
+
+def _check_point(point: object, size: tuple[int, int]) -> tuple[float, float]:
+    """(x, y) as floats inside a photo of ``size`` (W, H); else BadPromptError."""
+    try:
+        x, y = (float(v) for v in point)  # type: ignore[attr-defined]
+    except (TypeError, ValueError) as exc:
+        raise BadPromptError("The tap did not say where on the photo it was.") from exc
+    width, height = size
+    if not (np.isfinite(x) and np.isfinite(y) and 0 <= x < width and 0 <= y < height):
+        raise BadPromptError("The tap was outside the photo.")
+    return x, y
 
 
 def _check_mode(mode: str) -> None:

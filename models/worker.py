@@ -12,12 +12,13 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image, ImageOps
 
-from models.errors import ModelError
+from models.errors import BadPromptError, ModelError
 
 if TYPE_CHECKING:
     from models.result import AnalysisResult
@@ -44,6 +45,9 @@ class JobRequest:
         mode: "everything" or "grounded".
         prompt: grounded mode's text, else None.
         key: cache key of the photo (e.g. "photo-12"), for its image embedding.
+        kind: "analyse" (the photo's own analysis), or a re-prompt on the cached embedding:
+            "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}).
+        params: the re-prompt's parameters (INTERFACES.md ADDENDUM).
     """
 
     job_id: str
@@ -51,6 +55,8 @@ class JobRequest:
     mode: str
     prompt: str | None
     key: str
+    kind: str = "analyse"
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 class JobSource(Protocol):
@@ -89,7 +95,7 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     job = source.claim()
     if job is None:
         return False
-    log.info("job %s: %s analysis of %s", job.job_id, job.mode, job.key)
+    log.info("job %s: %s (%s) of %s", job.job_id, job.kind, job.mode, job.key)
 
     def report(fraction: float, stage: str) -> None:
         try:
@@ -97,21 +103,13 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
         except Exception:  # a missed progress update must not lose the job
             log.warning("job %s: progress update failed", job.job_id, exc_info=True)
 
-    from models.overlay import encode_png, render_overlay
-
     def analysis_progress(fraction: float, stage: str) -> None:
         # The analysis is 0-90% of the job; its own "done" is not the job's (drawing follows).
         if fraction < 1.0:
             report(ANALYSIS_SHARE * max(0.0, fraction), stage)
 
     try:
-        started = time.perf_counter()
-        result = service.analyze(
-            job.image, job.mode, job.prompt, key=job.key, progress=analysis_progress
-        )
-        report(ANALYSIS_SHARE, "drawing the picture")
-        png = encode_png(render_overlay(_upright(job.image), result.objects))
-        result.timings["render"] = time.perf_counter() - started - result.timings["total"]
+        result, png = _run_job(job, service, report, analysis_progress)
     except ModelError as exc:
         log.info("job %s failed: %s", job.job_id, exc)
         _fail(source, job.job_id, str(exc))
@@ -132,6 +130,60 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
         return True
     log.info("job %s done: %d objects", job.job_id, len(result.objects))
     return True
+
+
+def _run_job(
+    job: JobRequest,
+    service: InferenceService,
+    report: Callable[[float, str], None],
+    analysis_progress: Callable[[float, str], None],
+) -> tuple[AnalysisResult, bytes]:
+    """Run one job by its kind and draw its picture.
+
+    Returns:
+        (result, PNG bytes): the overlay of the photo for "analyse" and "words"; for "point",
+        the object's cut-out (RGBA PNG of its box, transparent outside the mask; 1x1
+        transparent when the mask is empty).
+
+    Raises:
+        ModelError: from the service, an unknown kind, or params that are not a point/prompt.
+    """
+    from models.overlay import encode_png, render_cutout, render_overlay
+
+    started = time.perf_counter()
+    if job.kind == "point":
+        result = service.segment_point(
+            job.image, _point_of(job.params), key=job.key, progress=analysis_progress
+        )
+        report(ANALYSIS_SHARE, "cutting out")
+        png = encode_png(render_cutout(_upright(job.image), result.objects[0]))
+    elif job.kind in ("analyse", "words"):
+        if job.kind == "words":
+            mode, prompt = "grounded", (job.params or {}).get("prompt")
+            if not isinstance(prompt, str):
+                raise BadPromptError('Please type what to look for, for example "cat, ball".')
+        else:
+            mode, prompt = job.mode, job.prompt
+        result = service.analyze(job.image, mode, prompt, key=job.key, progress=analysis_progress)
+        report(ANALYSIS_SHARE, "drawing the picture")
+        overlay = render_overlay(_upright(job.image), result.objects, scores=mode == "grounded")
+        png = encode_png(overlay)
+    else:
+        raise ModelError(f"This server does not know jobs of kind {job.kind!r}.")
+    result.timings["render"] = time.perf_counter() - started - result.timings["total"]
+    return result, png
+
+
+def _point_of(params: dict[str, Any]) -> tuple[float, float]:
+    """(x, y) photo pixels from a point job's params {"x": float, "y": float}.
+
+    Raises:
+        BadPromptError: missing or not numbers.
+    """
+    try:
+        return float(params["x"]), float(params["y"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadPromptError("The tap did not say where on the photo it was.") from exc
 
 
 def _upright(image: Image.Image) -> Image.Image:

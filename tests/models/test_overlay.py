@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.overlay import TINT_ALPHA, encode_png, label_text, render_overlay
+from models.overlay import TINT_ALPHA, encode_png, label_text, render_cutout, render_overlay
 from models.palette import PALETTE, color_for, hex_color
 from models.result import ObjectResult
 from models.segmenter import mask_box
@@ -106,3 +106,24 @@ def test_palette_colours_are_distinct_and_cycle():
     assert len(set(PALETTE)) == len(PALETTE)
     assert color_for(len(PALETTE)) == color_for(0)
     assert hex_color((255, 0, 16)) == "#ff0010"
+
+
+def test_unnamed_objects_show_a_question_mark_and_scores_are_optional():
+    mask = np.zeros((10, 10), dtype=bool)
+    unsure = ObjectResult("something?", 0.9, (0, 0, 1, 1), mask, 0, (0, 0, 0), named=False)
+    assert label_text(unsure) == "?"
+    assert label_text(_object(mask, "cat", 0, 0.8712), scores=False) == "cat"
+
+
+def test_cutout_is_the_objects_box_with_transparent_background():
+    photo = Image.new("RGB", (64, 48), (10, 200, 30))
+    mask = _disc((48, 64), (30, 20), 8)
+    obj = ObjectResult("ball", 0.9, mask_box(mask), mask, int(mask.sum()), (0, 0, 0))
+    cutout = render_cutout(photo, obj)
+    x0, y0, x1, y1 = (int(v) for v in obj.box)
+    assert cutout.mode == "RGBA" and cutout.size == (x1 - x0, y1 - y0)
+    pixels = np.asarray(cutout)
+    assert np.array_equal(pixels[..., 3] == 255, mask[y0:y1, x0:x1])
+    assert (pixels[..., :3][mask[y0:y1, x0:x1]] == (10, 200, 30)).all()
+    empty = ObjectResult("something?", 0.0, (0, 0, 0, 0), np.zeros((48, 64), bool), 0, (0, 0, 0))
+    assert render_cutout(photo, empty).size == (1, 1)

@@ -15,6 +15,7 @@ from PIL import Image
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
 from models.rle import rle_to_mask
 from models.service import InferenceService
+from models.vocabulary import UNSURE_LABEL, VOCABULARY
 from tests.models.conftest import PHOTO_NAMES, open_photo
 
 pytestmark = pytest.mark.filterwarnings(
@@ -50,6 +51,7 @@ def assert_json_round_trips(result) -> None:
     assert len(doc["objects"]) == len(result.objects)
     for obj, entry in zip(result.objects, doc["objects"], strict=True):
         assert entry["label"] == obj.label and entry["area"] == obj.area
+        assert entry["named"] is obj.named
         assert entry["color"].startswith("#") and len(entry["color"]) == 7
         assert entry["mask"]["size"] == [result.height, result.width]
         assert np.array_equal(rle_to_mask(entry["mask"]), obj.mask)
@@ -73,10 +75,9 @@ def test_analyze_real_photo_fits_the_photo(service, name, mode, prompt):
     assert result.timings["total"] > 0
     if mode == "everything":
         assert result.prompt is None
-        assert result.weights == {"mobile_sam": "unverified"}
-        assert [o.label for o in result.objects] == [
-            f"object {i}" for i in range(1, len(result.objects) + 1)
-        ]
+        assert result.weights == {"mobile_sam": "unverified", "grounding_dino": "unverified"}
+        for obj in result.objects:  # a vocabulary word said with confidence, or "something?"
+            assert obj.label in VOCABULARY if obj.named else obj.label == UNSURE_LABEL
         areas = [o.area for o in result.objects]
         assert areas == sorted(areas, reverse=True)
         assert result.objects, "with quality filters off, random weights still give masks"
@@ -85,6 +86,7 @@ def test_analyze_real_photo_fits_the_photo(service, name, mode, prompt):
         assert result.weights == {"mobile_sam": "unverified", "grounding_dino": "unverified"}
         phrases = [p.strip() for p in prompt.replace(".", ",").split(",")]
         assert {o.label for o in result.objects} <= set(phrases)
+        assert all(o.named for o in result.objects)
         scores = [o.score for o in result.objects]
         assert scores == sorted(scores, reverse=True)
         assert result.objects, "the small random Grounding DINO scores boxes above threshold"

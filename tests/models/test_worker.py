@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -149,3 +150,52 @@ def test_run_worker_survives_a_queue_error():
 def test_tune_allocator_is_safe_to_call_twice():
     tune_allocator()
     tune_allocator()
+
+
+def reprompt(image: Image.Image, kind: str, params: dict, job_id: str = "re-1") -> JobRequest:
+    return JobRequest(job_id=job_id, image=image, mode="everything", prompt=None,
+                      key="key-reprompt", kind=kind, params=params)  # fmt: skip
+
+
+def test_point_job_completes_with_a_cutout_of_the_object(service):
+    photo = open_photo("dog.jpg").convert("RGB")
+    x, y = photo.width / 2, photo.height / 2
+    source = FakeSource([reprompt(photo, "point", {"x": x, "y": y})])
+    assert process_one(source, service) is True and source.failed == {}
+    result, png = source.completed["re-1"]
+    assert result.mode == "point" and len(result.objects) == 1
+    obj = result.objects[0]
+    assert obj.mask[int(y), int(x)]
+    cutout = Image.open(io.BytesIO(png))
+    x0, y0, x1, y1 = obj.box
+    assert cutout.format == "PNG" and cutout.mode == "RGBA"
+    assert cutout.size == (round(x1 - x0), round(y1 - y0))
+    alpha = np.asarray(cutout)[..., 3]
+    assert np.array_equal(alpha > 0, obj.mask[int(y0) : int(y1), int(x0) : int(x1)])
+    assert result.to_json()["objects"][0]["named"] is obj.named
+
+
+def test_words_job_is_a_grounded_analysis_with_an_overlay(service):
+    photo = open_photo("bears.jpg").convert("RGB")
+    source = FakeSource([reprompt(photo, "words", {"prompt": "teddy bear, bear"})])
+    assert process_one(source, service) is True and source.failed == {}
+    result, png = source.completed["re-1"]
+    assert result.mode == "grounded" and result.prompt == "teddy bear, bear"
+    assert Image.open(io.BytesIO(png)).size == photo.size
+    assert {o.label for o in result.objects} <= {"teddy bear", "bear"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "reason"),
+    [
+        ("point", {}, "where on the photo"),
+        ("point", {"x": "left", "y": 3}, "where on the photo"),
+        ("point", {"x": 1e9, "y": 3}, "outside the photo"),
+        ("words", {}, "what to look for"),
+        ("dance", {}, "does not know jobs of kind 'dance'"),
+    ],
+)
+def test_bad_reprompts_fail_with_a_readable_reason(service, kind, params, reason):
+    source = FakeSource([reprompt(Image.new("RGB", (64, 48)), kind, params)])
+    assert process_one(source, service) is True
+    assert reason in source.failed["re-1"] and source.completed == {}

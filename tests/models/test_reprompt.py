@@ -1,0 +1,158 @@
+"""Asking again about a photo already seen: a tapped point on the cached image embedding, new
+words, and everything mode's names (random-weight checkpoints)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models.detector import Detection
+from models.errors import BadPromptError
+from models.vocabulary import UNSURE_LABEL, VOCABULARY
+from tests.models.conftest import open_photo
+
+
+class Counter:
+    """Forward hook that counts the runs of a module."""
+
+    def __init__(self, module) -> None:
+        self.runs = 0
+        self.handle = module.register_forward_hook(self)
+
+    def __call__(self, *args) -> None:
+        self.runs += 1
+
+    def remove(self) -> None:
+        self.handle.remove()
+
+
+@pytest.fixture
+def photo():
+    return open_photo("dog.jpg").convert("RGB")
+
+
+def test_point_gives_one_photo_size_mask_containing_the_point(service, photo):
+    point = (photo.width / 2, photo.height / 2)
+    result = service.segment_point(photo, point, key="point-dog")
+    assert (result.width, result.height) == photo.size and result.mode == "point"
+    assert result.prompt is None and len(result.objects) == 1
+    obj = result.objects[0]
+    assert obj.mask.shape == (photo.height, photo.width) and obj.mask.dtype == bool
+    assert obj.mask[int(point[1]), int(point[0])], "the tapped pixel is in the mask"
+    assert obj.area == int(obj.mask.sum()) > 0
+    x0, y0, x1, y1 = obj.box
+    assert x0 <= point[0] < x1 and y0 <= point[1] < y1
+    assert obj.label in VOCABULARY if obj.named else obj.label == UNSURE_LABEL
+    assert 0.0 <= obj.score <= 1.0
+    assert {"mask", "name", "total"} <= set(result.timings)
+    doc = result.to_json()
+    assert doc["objects"][0]["named"] is obj.named
+
+
+def test_point_reuses_the_cached_embedding_and_names(service, photo, monkeypatch):
+    service.analyze(photo, "everything", key="point-cache")  # embeds, detects the vocabulary
+    encoder = Counter(service.segmenter.model.image_encoder)
+    vocabulary_passes = []
+    detect_vocabulary = service.detector.detect_vocabulary
+    monkeypatch.setattr(
+        service.detector, "detect_vocabulary",
+        lambda *a, **k: vocabulary_passes.append(1) or detect_vocabulary(*a, **k),
+    )  # fmt: skip
+    try:
+        for point in [(100.0, 120.0), (photo.width - 10.0, photo.height - 10.0)]:
+            result = service.segment_point(photo, point, key="point-cache")
+            assert result.objects[0].mask.shape == (photo.height, photo.width)
+    finally:
+        encoder.remove()
+    assert encoder.runs == 0, "the image encoder is not run again for the same key"
+    assert vocabulary_passes == [], "the vocabulary detections are reused too"
+
+
+def test_point_outside_the_photo_is_a_bad_prompt(service, photo):
+    for point in [(-1.0, 10.0), (10.0, photo.height), (float("nan"), 3.0), ("x", 1)]:
+        with pytest.raises(BadPromptError):
+            service.segment_point(photo, point, key="point-dog")
+
+
+def test_words_reuse_embedding_and_detector_backbone(service, photo):
+    service.analyze(photo, "grounded", "dog", key="words-again")
+    encoder = Counter(service.segmenter.model.image_encoder)
+    backbone = Counter(service.detector.model.model.backbone.conv_encoder)
+    try:
+        result = service.analyze(photo, "grounded", "ball, cat", key="words-again")
+    finally:
+        encoder.remove()
+        backbone.remove()
+    assert result.mode == "grounded" and result.prompt == "ball, cat"
+    assert {o.label for o in result.objects} <= {"ball", "cat"}
+    assert encoder.runs == 0 and backbone.runs == 0
+
+
+def test_everything_mode_names_masks_that_a_confident_box_fits(service, monkeypatch):
+    small = open_photo("bears.jpg").convert("RGB").resize((517, 362))
+    first = service.analyze(small, "everything", key="names")
+    assert first.objects
+    target = first.objects[0]
+    fake = [Detection("teddy bear", 0.9, target.box)]  # a confident box exactly on object 1
+    monkeypatch.setattr(service.detector, "detect_vocabulary", lambda *a, **k: fake)
+    service.forget("names")
+    result = service.analyze(small, "everything", key="names")
+    named = [o for o in result.objects if o.named]
+    assert named and all(o.label == "teddy bear" for o in named)
+    assert result.objects[0].label == "teddy bear"
+    for obj in result.objects:
+        if not obj.named:
+            assert obj.label == UNSURE_LABEL
+    assert result.weights["grounding_dino"] == "unverified"
+
+
+def test_everything_mode_without_grounding_dino_is_unnamed(service_config, tmp_path):
+    from dataclasses import replace
+
+    from models.service import InferenceService
+
+    svc = InferenceService(replace(service_config, grounding_dino_model=str(tmp_path / "none")))
+    svc.load(("everything",))
+    svc.segmenter.everything_settings = service_segmenter_settings(svc)
+    result = svc.analyze(Image.new("RGB", (320, 240), (90, 140, 60)), "everything")
+    assert all(o.label == UNSURE_LABEL and not o.named for o in result.objects)
+    assert result.weights == {"mobile_sam": "unverified"}
+
+
+def service_segmenter_settings(svc):
+    """The tests' everything settings (see conftest): small grid, quality filters off."""
+    from dataclasses import replace
+
+    return replace(
+        svc.segmenter.everything_settings,
+        points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
+    )  # fmt: skip
+
+
+def test_vocabulary_detections_run_the_backbone_once(service, photo):
+    detector = service.detector
+    backbone = Counter(detector.model.model.backbone.conv_encoder)
+    forwards = Counter(detector.model)
+    try:
+        found = detector.detect_vocabulary(photo, VOCABULARY)
+    finally:
+        backbone.remove()
+        forwards.remove()
+    assert forwards.runs >= 2, "the vocabulary does not fit one caption"
+    assert backbone.runs == 1
+    assert all(d.label in VOCABULARY for d in found)
+    assert all(0 <= d.box[0] < d.box[2] <= photo.width for d in found)
+    assert detector._backbone_cache.entries == {} or all(
+        not k.startswith("__") for k in detector._backbone_cache.entries
+    )
+
+
+def test_cached_backbone_gives_the_same_detections(service, photo):
+    detector = service.detector
+    fresh = detector.detect(photo, ["dog", "ball"])
+    detector.detect(photo, ["cat"], key="parity")
+    cached = detector.detect(photo, ["dog", "ball"], key="parity")
+    assert [d.label for d in cached] == [d.label for d in fresh]
+    assert np.allclose([d.box for d in cached], [d.box for d in fresh], atol=1e-3)
+    assert np.allclose([d.score for d in cached], [d.score for d in fresh], atol=1e-5)
