@@ -56,6 +56,13 @@ def healthz():
     return response, 200 if healthy else 503
 
 
+def alive_cutoff() -> datetime:
+    """A worker whose last beat is older than this (ALIVE_BEATS beats ago, current app's
+    ``WORKER_HEARTBEAT_S``) is dead or stuck."""
+    interval = float(current_app.config["WORKER_HEARTBEAT_S"])
+    return utcnow() - timedelta(seconds=ALIVE_BEATS * interval)
+
+
 class WorkerHeartbeat:
     """The heartbeat of one worker process: a daemon thread writing its ``workers`` row.
 
@@ -222,8 +229,7 @@ def worker_status() -> dict[str, Any]:
         "heartbeat_at", "last_job_at"}...] (alive first), "workers_alive": int,
         "last_job_at": datetime | None (the last job that ended, done or failed)}``.
     """
-    interval = float(current_app.config["WORKER_HEARTBEAT_S"])
-    alive_after = utcnow() - timedelta(seconds=ALIVE_BEATS * interval)
+    alive_after = alive_cutoff()
     counts = dict(db.session.execute(
         select(Job.status, func.count(Job.id)).where(Job.status.in_(("queued", "running")))
         .group_by(Job.status)).all())

@@ -34,9 +34,9 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.config import redis_tls_options
-from app.db import Job, utcnow
+from app.db import Job, WorkerBeat, utcnow
 from app.extensions import db
-from app.health import BeatingSource, WorkerHeartbeat
+from app.health import BeatingSource, WorkerHeartbeat, alive_cutoff
 from app.jobs import DatabaseJobSource, DatabaseQueue, JobQueue
 from models.worker import JobRequest
 
@@ -77,12 +77,19 @@ def redis_connection(config: Mapping[str, Any], *, worker: bool = False) -> Redi
     return Redis.from_url(url, **options)
 
 
-def rq_queue(connection: Redis) -> Queue:
-    """The RQ queue of analysis jobs, with JSON (not pickle) payloads: job ids only."""
+def rq_queue(connection: Redis, name: str = QUEUE_NAME) -> Queue:
+    """An RQ queue of analysis jobs (the shared one by default), with JSON (not pickle)
+    payloads: job ids only."""
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def own_queue_name(worker: str) -> str:
+    """Name of the queue that only the worker ``worker`` takes from (before the shared one):
+    jobs of photos whose image embedding it holds."""
+    return f"{QUEUE_NAME}.{worker}"
 
 
 class RedisQueue:
@@ -93,17 +100,41 @@ class RedisQueue:
         self.queue = rq_queue(redis_connection(config))
 
     def enqueue(self, job_id: str) -> None:
-        """Put the committed job ``job_id`` on the queue.
+        """Put the committed job ``job_id`` (current app context) on the own queue of the
+        live worker that last finished a job of the same photo, which holds its image
+        embedding (asking again about a photo is then quick), else on the shared queue.
 
-        If Redis cannot be reached the error is logged, not raised: the row stays ``queued``
-        and the workers' sweep enqueues it again, so the upload still succeeds.
+        A job not taken from a worker's own queue within SWEEP_GRACE (the worker is busy or
+        died) is put on the shared queue by the sweep. If Redis cannot be reached the error is
+        logged, not raised: the row stays ``queued`` and the sweep enqueues it later, so the
+        upload still succeeds.
         """
+        holder = self._embedding_holder(job_id)
+        queue = self.queue if holder is None else rq_queue(self.queue.connection,
+                                                           own_queue_name(holder))
+        self._push(job_id, queue)
+
+    def _embedding_holder(self, job_id: str) -> str | None:
+        """The live worker that last finished a job of ``job_id``'s photo, or None."""
+        photo = select(Job.photo_id).where(Job.id == job_id).scalar_subquery()
+        worker = db.session.scalar(
+            select(Job.worker).where(Job.photo_id == photo, Job.status == "done",
+                                     Job.worker.is_not(None))
+            .order_by(Job.finished_at.desc()).limit(1))
+        if worker is None:
+            return None
+        return db.session.scalar(select(WorkerBeat.name).where(
+            WorkerBeat.name == worker, WorkerBeat.state != "stopped",
+            WorkerBeat.heartbeat_at >= alive_cutoff()))
+
+    def _push(self, job_id: str, queue: Queue) -> None:
+        """Add an entry for ``job_id`` to ``queue``; a Redis error is logged, not raised."""
         from redis.exceptions import RedisError
 
         try:
-            self.queue.enqueue(PERFORM, job_id, job_id=f"{job_id}-{secrets.token_hex(4)}",
-                               description=f"analyse job {job_id}", result_ttl=0,
-                               failure_ttl=RQ_FAILURE_TTL_S, job_timeout=RQ_JOB_TIMEOUT_S)
+            queue.enqueue(PERFORM, job_id, job_id=f"{job_id}-{secrets.token_hex(4)}",
+                          description=f"analyse job {job_id}", result_ttl=0,
+                          failure_ttl=RQ_FAILURE_TTL_S, job_timeout=RQ_JOB_TIMEOUT_S)
         except RedisError:
             log.exception("job %s: could not reach Redis; a worker's sweep will enqueue it",
                           job_id)
@@ -127,9 +158,10 @@ class RedisQueue:
             return None
 
     def waiting_job_ids(self) -> set[str]:
-        """Database job ids waiting in Redis. (Entries being run are not counted: a dead
-        worker's stays in RQ's started registry for an hour, and its job, requeued in the
-        database, must go back on the queue.)
+        """Database job ids waiting in the shared queue. (Entries in a worker's own queue
+        are not counted, so that a busy or dead worker's jobs move on; nor entries being run:
+        a dead worker's stays in RQ's started registry for an hour, and its job, requeued in
+        the database, must go back on the queue.)
 
         Raises:
             redis.exceptions.RedisError: Redis cannot be reached.
@@ -137,9 +169,9 @@ class RedisQueue:
         return {entry.rsplit("-", 1)[0] for entry in self.queue.get_job_ids()}
 
     def sweep(self) -> int:
-        """Enqueue queued rows older than SWEEP_GRACE that are not waiting in Redis (current
-        app context). Returns how many were enqueued; a duplicate (an entry being dequeued
-        right now) is harmless: claims are atomic."""
+        """Put on the shared queue the queued rows older than SWEEP_GRACE that are not waiting
+        there (current app context). Returns how many were enqueued; a duplicate (an entry
+        being dequeued right now) is harmless: claims are atomic."""
         cutoff = utcnow() - SWEEP_GRACE
         queued = db.session.scalars(select(Job.id).where(
             Job.status == "queued", Job.created_at < cutoff).order_by(Job.created_at)
@@ -149,8 +181,8 @@ class RedisQueue:
         waiting = self.waiting_job_ids()
         missing = [job_id for job_id in queued if job_id not in waiting]
         for job_id in missing:
-            log.info("job %s: queued but not in Redis; enqueueing it again", job_id)
-            self.enqueue(job_id)
+            log.info("job %s: still queued, not on the shared queue; enqueueing it there", job_id)
+            self._push(job_id, self.queue)
         return len(missing)
 
 
@@ -241,6 +273,17 @@ def _start_runtime(app: Flask | None) -> _Runtime:
         return _runtime
 
 
+def _forget(own: Queue) -> None:
+    """Delete a stopping worker's own queue (its waiting jobs stay queued in the database,
+    and the sweep moves them to the shared queue)."""
+    from redis.exceptions import RedisError
+
+    try:
+        own.delete(delete_jobs=True)
+    except RedisError:
+        log.warning("could not delete the queue %s", own.name, exc_info=True)
+
+
 def _recovery(app: Flask, queue: JobQueue):
     """The Redis worker's per-beat chores: requeue dead workers' jobs, re-enqueue rows Redis
     lacks. (Database-queue workers recover in every ``claim``.)"""
@@ -277,9 +320,14 @@ def run_worker_process(app: Flask, *, max_jobs: int | None = None,
             from rq import SimpleWorker
             from rq.serializers import JSONSerializer
 
-            worker = SimpleWorker([rq_queue(redis_connection(app.config, worker=True))],
-                                  name=heartbeat.name, serializer=JSONSerializer)
-            worker.work(max_jobs=max_jobs, logging_level="INFO")
+            connection = redis_connection(app.config, worker=True)
+            own = rq_queue(connection, own_queue_name(heartbeat.name))
+            worker = SimpleWorker([own, rq_queue(connection)], name=heartbeat.name,
+                                  serializer=JSONSerializer)
+            try:
+                worker.work(max_jobs=max_jobs, logging_level="INFO")
+            finally:
+                _forget(own)
         else:
             from models.worker import run_worker
 

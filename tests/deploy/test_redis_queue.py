@@ -13,10 +13,11 @@ from sqlalchemy import update
 
 from app import queues
 from app.config import from_env
-from app.db import Job, Photo, utcnow
+from app.db import Job, Photo, WorkerBeat, utcnow
 from app.extensions import db
+from app.health import WorkerHeartbeat
 from app.jobs import ORIGINAL, DatabaseJobSource, DatabaseQueue
-from app.queues import OneJobSource, RedisQueue, make_queue, rq_queue
+from app.queues import OneJobSource, RedisQueue, make_queue, own_queue_name, rq_queue
 from tests.conftest import AuthActions, photo_bytes
 from tests.processes import free_port
 
@@ -68,7 +69,7 @@ def test_upload_while_redis_is_down_is_kept_and_enqueued_later(make_app, redis_u
     queue = up.extensions["job_queue"]
     with up.app_context():
         assert queue.sweep() == 1
-        assert queue.sweep() == 0  # held now: not enqueued twice
+        assert queue.sweep() == 0  # waiting now: not enqueued twice
     assert [e.rsplit("-", 1)[0] for e in queue.queue.get_job_ids()] == [ids["job_id"]]
 
 
@@ -109,3 +110,30 @@ def test_a_handed_over_id_is_claimed_once(make_app):
     with app.app_context():
         assert db.session.get(Job, first).worker == "worker.1:1:aa"
         assert db.session.get(Job, second).status == "queued"
+
+
+def test_asking_again_goes_to_the_worker_holding_the_photo_then_moves_on(make_app, redis_url,
+                                                                        no_sweep_grace):
+    app = make_app(REDIS_URL=redis_url)
+    ids = upload(app)
+    queue = app.extensions["job_queue"]
+    holder = "worker.1:1:aa"
+    WorkerHeartbeat(app, holder, "redis").beat()  # alive
+    assert DatabaseJobSource(app, holder).claim_job(ids["job_id"]) is not None
+    own = rq_queue(queue.queue.connection, own_queue_name(holder))
+    with app.app_context():
+        db.session.execute(update(Job).values(status="done", finished_at=utcnow()))
+        queue.queue.empty()
+        again = Job(photo_id=ids["photo_id"])
+        db.session.add(again)
+        db.session.commit()
+        queue.enqueue(again.id)  # the holder has the photo's image embedding
+        assert (own.count, queue.length()) == (1, 0)
+        assert queue.sweep() == 1  # not taken in time (busy holder): anyone may take it
+        assert (own.count, queue.length()) == (1, 1)
+        db.session.execute(update(WorkerBeat).values(heartbeat_at=utcnow().replace(year=2000)))
+        third = Job(photo_id=ids["photo_id"])
+        db.session.add(third)
+        db.session.commit()
+        queue.enqueue(third.id)  # a dead holder: the shared queue at once
+        assert (own.count, queue.length()) == (1, 2)

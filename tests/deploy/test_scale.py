@@ -23,6 +23,9 @@ import pytest
 import requests
 from PIL import Image
 
+from app import create_app
+from app.db import Job
+from app.extensions import db
 from tests.conftest import PASSWORD, PHOTOS
 from tests.deploy import services
 from tests.processes import app_env, migrate, web_server, worker_process
@@ -82,6 +85,7 @@ class Cluster:
 
     base: str
     db_url: str
+    redis_url: str
     storage_dir: Path
     logs: Path
     workers: dict[int, subprocess.Popen] = field(default_factory=dict)
@@ -112,7 +116,8 @@ def cluster(tmp_path_factory, postgres, redis_server, s3_endpoint, service_confi
     migrate(env)  # the Procfile's release phase
     with ExitStack() as stack:
         base = stack.enter_context(web_server(env, tmp / "web.log"))
-        result = Cluster(base, db_url.replace("+psycopg", ""), tmp / "local-storage", tmp)
+        result = Cluster(base, db_url.replace("+psycopg", ""), redis_server,
+                         tmp / "local-storage", tmp)
         for n in (1, 2):
             proc = stack.enter_context(worker_process(env, tmp / f"worker-{n}.log"))
             result.workers[proc.pid] = proc
@@ -163,6 +168,31 @@ def test_ten_photos_from_three_users_are_each_analysed_once_by_both_workers(clus
     assert not any(p.is_file() for p in cluster.storage_dir.rglob("*"))  # all in S3
     with capsys.disabled():
         print(f"\nten photos, two workers: {elapsed:.1f} s; jobs per worker {beats}")
+
+
+def test_asking_again_about_a_photo_goes_to_the_worker_holding_it(cluster, tmp_path):
+    # one photo analysed by each worker (the test above), each asked about again
+    firsts = cluster.sql("SELECT DISTINCT ON (worker) photo_id, worker FROM jobs "
+                         "WHERE status = 'done' ORDER BY worker, finished_at")
+    assert len(firsts) == 2
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "STORAGE_DIR": str(tmp_path),
+                      "SQLALCHEMY_DATABASE_URI": cluster.db_url.replace(
+                          "postgresql://", "postgresql+psycopg://"),
+                      "REDIS_URL": cluster.redis_url})
+    with app.app_context():
+        again = {}
+        for photo_id, worker in firsts:
+            job = Job(photo_id=photo_id)
+            db.session.add(job)
+            db.session.commit()
+            app.extensions["job_queue"].enqueue(job.id)  # as the web does
+            again[job.id] = worker
+        db.engine.dispose()
+    services.wait_until(lambda: cluster.sql(
+        "SELECT count(*) FROM jobs WHERE id = ANY(%s) AND status = 'done'",
+        list(again))[0][0] == 2, 60, "the second jobs")
+    for job_id, worker in again.items():  # the worker with the photo's image embedding
+        assert cluster.sql("SELECT worker FROM jobs WHERE id = %s", job_id)[0][0] == worker
 
 
 def test_killing_a_worker_mid_job_loses_no_photo(cluster, capsys):
