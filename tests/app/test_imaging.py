@@ -62,7 +62,7 @@ def test_animated_image_keeps_its_first_frame():
 @pytest.mark.parametrize(("data", "reason"), [
     (b"", "empty"),
     (b"hello, this is text", "not a photo"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "not a photo"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'></svg>", "not a picture"),  # markup inside
     (photo_bytes()[:3000], "damaged"),
     (encode(Image.new("RGB", (1, 1)), "PNG"), "too small"),
     (encode(Image.new("L", (20000, 40)), "PNG"), "too"),
