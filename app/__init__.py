@@ -48,9 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["photo_storage"] = make_storage(app.config)
     app.extensions["job_queue"] = make_queue(app.config)
 
-    from app import admin, api, auth, cli, health, library, main
+    from app import admin, api, auth, cli, health, learn, library, main
 
-    for module in (auth, main, library, admin, api, health):
+    for module in (auth, main, library, admin, api, health, learn):
         app.register_blueprint(module.bp)
     errors.register(app)
     from app import security

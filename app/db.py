@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String, Text, func, select
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false, func, select, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -34,6 +34,11 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How names are read aloud (a grown-up's setting, /settings): the browser voice's name
+    # (None = the device's default), the speech rate (0.5-1.5; 1 = normal) and game sounds.
+    speech_voice: Mapped[str | None] = mapped_column(String(200))
+    speech_rate: Mapped[float] = mapped_column(default=0.9, server_default="0.9")
+    sound_effects: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     photos: Mapped[list[Photo]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -78,8 +83,13 @@ class Photo(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     weights: Mapped[str | None] = mapped_column(Text)  # JSON: {"mobile_sam": "official", ...}
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    favourite: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     user: Mapped[User] = relationship(back_populates="photos")
+    words: Mapped[list[PhotoWord]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="PhotoWord.id",
+    )
     objects: Mapped[list[Detection]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
         order_by="Detection.rank",
@@ -91,8 +101,9 @@ class Photo(db.Model):
 
     @property
     def job(self) -> Job | None:
-        """The photo's most recent analysis job."""
-        return self.jobs[-1] if self.jobs else None
+        """The photo's most recent analysis job (re-prompt jobs such as taps are not counted)."""
+        analyses = [job for job in self.jobs if job.kind == "analyse"]
+        return analyses[-1] if analyses else None
 
     @property
     def storage_prefix(self) -> str:
@@ -147,8 +158,27 @@ class Job(db.Model):
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # "analyse" (the photo's own analysis), or a re-prompt on its cached image embedding:
+    # "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}); see INTERFACES.md.
+    kind: Mapped[str] = mapped_column(String(16), default="analyse", server_default="analyse")
+    params: Mapped[str | None] = mapped_column(Text)  # JSON
+    result: Mapped[str | None] = mapped_column(Text)  # JSON (AnalysisResult.to_json), re-prompts
 
     photo: Mapped[Photo] = relationship(back_populates="jobs")
+
+
+class PhotoWord(db.Model):
+    """A word on a photo's "words we learned" list: named by the child or added by a grown-up."""
+
+    __tablename__ = "photo_words"
+    __table_args__ = (UniqueConstraint("photo_id", "word"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    word: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    photo: Mapped[Photo] = relationship(back_populates="words")
 
 
 class WorkerBeat(db.Model):

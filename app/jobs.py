@@ -18,7 +18,7 @@ from typing import Protocol
 
 from flask import Flask, current_app
 from PIL import Image
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from app.db import Detection, Job, Photo, User, utcnow
 from app.extensions import db
@@ -36,6 +36,14 @@ MAX_ATTEMPTS = 2
 
 ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.png", "objects.json", "thumb.jpg"
 FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB)
+#: Job kinds: the photo's own analysis, and re-prompts on its cached image embedding.
+KINDS = ("analyse", "point", "words")
+
+
+def reprompt_png(job_id: str) -> str:
+    """Storage name (under the photo's prefix) of a re-prompt job's PNG: the cut-out of a
+    "point" job, the overlay of a "words" job."""
+    return f"{job_id}.png"
 
 
 class TooManyPendingJobs(Exception):
@@ -168,7 +176,7 @@ class DatabaseJobSource:
                 if give_up:
                     self._mark_failed(job, "The worker stopped while analysing this photo, "
                                            "twice. Please try another photo.")
-                else:
+                elif job.kind == "analyse":
                     job.photo.status = "queued"
                 recovered += 1
             db.session.commit()
@@ -179,7 +187,8 @@ class DatabaseJobSource:
         with self.app.app_context():
             self.recover_stale()
             candidates = db.session.scalars(
-                select(Job.id).where(Job.status == "queued").order_by(Job.created_at).limit(5))
+                select(Job.id).where(Job.status == "queued")
+                .order_by(case((Job.kind == "analyse", 1), else_=0), Job.created_at).limit(5))
             for job_id in candidates.all():
                 request = self.claim_job(job_id)
                 if request is not None:
@@ -204,8 +213,9 @@ class DatabaseJobSource:
             if claimed.rowcount != 1:
                 return None  # another worker won it, or it is no longer queued
             job = db.session.get(Job, job_id)
-            job.photo.status, job.photo.error = "running", None
-            db.session.commit()
+            if job.kind == "analyse":
+                job.photo.status, job.photo.error = "running", None
+                db.session.commit()
             try:
                 data = storage().get(job.photo.storage_prefix + ORIGINAL)
                 image = Image.open(io.BytesIO(data)).convert("RGB")
@@ -215,7 +225,8 @@ class DatabaseJobSource:
                 db.session.commit()
                 return None
             return JobRequest(job_id=job.id, image=image, mode=job.photo.mode,
-                              prompt=job.photo.prompt, key=f"photo-{job.photo_id}")
+                              prompt=job.photo.prompt, key=f"photo-{job.photo_id}",
+                              kind=job.kind, params=json.loads(job.params or "{}"))
 
     def progress(self, job_id: str, fraction: float, stage: str) -> None:
         """Record progress (0-1) and the stage name; doubles as the job's heartbeat."""
@@ -233,6 +244,9 @@ class DatabaseJobSource:
             if job is None:
                 return  # the photo was deleted while it was being analysed
             photo = job.photo
+            if job.kind != "analyse":
+                self._complete_reprompt(job, result, overlay_png)
+                return
             try:
                 store = storage()
                 store.put(photo.storage_prefix + OVERLAY, overlay_png)
@@ -254,8 +268,23 @@ class DatabaseJobSource:
                 log.exception("job %s: could not save the result", job_id)
                 self.fail(job_id, f"The result could not be saved ({type(exc).__name__}).")
 
+    def _complete_reprompt(self, job: Job, result: AnalysisResult, png: bytes) -> None:
+        """Store a re-prompt's result on its job (JSON) and its PNG beside the photo's files;
+        the photo's own objects, overlay and status are left as they are."""
+        try:
+            storage().put(job.photo.storage_prefix + reprompt_png(job.id), png)
+            job.result = json.dumps(result.to_json(), separators=(",", ":"))
+            job.status, job.progress, job.stage = "done", 1.0, "done"
+            job.finished_at = utcnow()
+            db.session.commit()
+        except Exception as exc:
+            db.session.rollback()
+            log.exception("job %s: could not save the re-prompt result", job.id)
+            self.fail(job.id, f"The result could not be saved ({type(exc).__name__}).")
+
     def fail(self, job_id: str, reason: str) -> None:
-        """Mark the job and its photo failed with a readable ``reason``; the photo stays."""
+        """Mark the job failed with a readable ``reason`` (and its photo, for an analysis job:
+        a failed tap leaves the photo's result alone); the photo stays."""
         with self.app.app_context():
             job = db.session.get(Job, job_id)
             if job is not None:
@@ -265,4 +294,5 @@ class DatabaseJobSource:
     @staticmethod
     def _mark_failed(job: Job, reason: str) -> None:
         job.status, job.error, job.stage, job.finished_at = "failed", reason, "failed", utcnow()
-        job.photo.status, job.photo.error = "failed", reason
+        if job.kind == "analyse":
+            job.photo.status, job.photo.error = "failed", reason

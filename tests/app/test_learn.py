@@ -1,0 +1,168 @@
+"""Learning with a photo: tap to cut out (point jobs), words we learned, favourites, speech
+settings; every call only on the caller's own photos and jobs, and state changes need CSRF."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from app.db import Job
+from app.extensions import db
+from app.jobs import DatabaseJobSource
+from models.result import AnalysisResult
+from tests.conftest import csrf_token, photo_bytes
+from tests.results import finish_next_job, rect_object
+
+
+def finished_photo(app, client, auth, mode="everything", labels=("object 1", "object 2")):
+    """Upload dog.jpg and finish its analysis with rectangle objects (no model run)."""
+    form = {"mode": mode, "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")}
+    if mode == "grounded":
+        form["prompt"] = ", ".join(labels)
+    ids = client.post("/api/v1/photos", data=form, headers=auth.api_headers()).get_json()
+    photo = client.get(f"/api/v1/photos/{ids['photo_id']}").get_json()
+    size = (photo["width"], photo["height"])
+    finish_next_job(app, lambda size: [
+        rect_object(label, (10 + 200 * i, 10, 190 + 200 * i, 190), size, i)
+        for i, label in enumerate(labels)], mode, form.get("prompt"))
+    return ids["photo_id"], size
+
+
+def tap(client, auth, photo_id, x=50, y=60, headers=None):
+    return client.post(f"/api/v1/photos/{photo_id}/point", json={"x": x, "y": y},
+                       headers=auth.api_headers() if headers is None else headers)
+
+
+def test_a_tap_is_a_point_job_that_leaves_the_photo_alone(app, client, auth):
+    auth.register()
+    photo_id, size = finished_photo(app, client, auth)
+    response = tap(client, auth, photo_id, x=50.5, y=60)
+    assert response.status_code == 202
+    job_id = response.get_json()["job_id"]
+    assert client.get(f"/api/v1/jobs/{job_id}/result").status_code == 409  # not done yet
+
+    source = DatabaseJobSource(app)
+    request = source.claim()
+    assert (request.job_id, request.kind, request.params) == (job_id, "point", {"x": 50.5, "y": 60})
+    assert request.key == f"photo-{photo_id}"  # the cached image embedding of this photo
+    assert client.get(f"/api/v1/photos/{photo_id}").get_json()["status"] == "done"
+    cut = rect_object("something?", (20, 30, 120, 130), size)
+    source.complete(job_id, AnalysisResult(width=size[0], height=size[1], mode="everything",
+                                           prompt=None, objects=[cut],
+                                           weights={"mobile_sam": "unverified"}), b"\x89PNG-cut")
+
+    assert client.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "done"
+    result = client.get(f"/api/v1/jobs/{job_id}/result").get_json()
+    assert result["object"]["label"] == "something?" and result["object"]["named"] is False
+    assert result["object"]["mask"]["size"] == [size[1], size[0]]
+    assert (result["x"], result["y"]) == (50.5, 60)
+    png = client.get(result["cutout_url"])
+    assert png.status_code == 200 and png.mimetype == "image/png" and png.data == b"\x89PNG-cut"
+    photo = client.get(f"/api/v1/photos/{photo_id}").get_json()
+    assert photo["status"] == "done" and photo["job_id"] != job_id  # still the analysis
+    assert [o["label"] for o in photo["objects"]] == ["object 1", "object 2"]
+
+
+def test_a_failed_tap_does_not_fail_the_photo(app, client, auth):
+    auth.register()
+    photo_id, _ = finished_photo(app, client, auth)
+    job_id = tap(client, auth, photo_id).get_json()["job_id"]
+    source = DatabaseJobSource(app)
+    source.claim()
+    source.fail(job_id, "No luck.")
+    assert client.get(f"/api/v1/jobs/{job_id}/result").get_json() == {"error": "No luck."}
+    assert client.get(f"/api/v1/photos/{photo_id}").get_json()["status"] == "done"
+
+
+def test_taps_are_claimed_before_waiting_analyses(app, client, auth):
+    auth.register()
+    photo_id, _ = finished_photo(app, client, auth)
+    form = {"mode": "everything", "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")}
+    client.post("/api/v1/photos", data=form, headers=auth.api_headers())
+    job_id = tap(client, auth, photo_id).get_json()["job_id"]
+    assert DatabaseJobSource(app).claim().job_id == job_id
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"x": -1, "y": 5}, 400), ({"x": 5, "y": 1e9}, 400), ({"x": "5", "y": 5}, 400),
+    ({"x": True, "y": 5}, 400), ({"x": 5}, 400), ([1, 2], 400),
+])
+def test_bad_points_are_refused(app, client, auth, body, status):
+    auth.register()
+    photo_id, _ = finished_photo(app, client, auth)
+    response = client.post(f"/api/v1/photos/{photo_id}/point", json=body,
+                           headers=auth.api_headers())
+    assert response.status_code == status and "error" in response.get_json()
+
+
+def test_taps_wait_for_the_analysis_and_are_limited(app, client, auth):
+    auth.register()
+    form = {"mode": "everything", "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")}
+    pending = client.post("/api/v1/photos", data=form, headers=auth.api_headers()).get_json()
+    assert tap(client, auth, pending["photo_id"]).status_code == 409
+    DatabaseJobSource(app).claim()  # the worker is busy with it
+    photo_id, _ = finished_photo(app, client, auth)
+    codes = [tap(client, auth, photo_id).status_code for _ in range(4)]
+    assert codes == [202, 202, 202, 429]
+
+
+def test_other_families_photos_and_taps_are_not_found(app, client, auth, make_client):
+    auth.register()
+    photo_id, _ = finished_photo(app, client, auth)
+    job_id = tap(client, auth, photo_id).get_json()["job_id"]
+    other, other_auth = make_client("other@example.com")
+    headers = other_auth.api_headers()
+    assert tap(other, other_auth, photo_id, headers=headers).status_code == 404
+    for url in (f"/api/v1/jobs/{job_id}/result", f"/api/v1/jobs/{job_id}/cutout.png",
+                f"/api/v1/photos/{photo_id}/words"):
+        assert other.get(url).status_code == 404
+    assert other.post(f"/api/v1/photos/{photo_id}/words", json={"word": "dog"},
+                      headers=headers).status_code == 404
+    assert other.put(f"/api/v1/photos/{photo_id}/favourite", json={"favourite": True},
+                     headers=headers).status_code == 404
+    assert other.post(f"/photos/{photo_id}/favourite", data={
+        "csrf_token": csrf_token(other), "favourite": "1"}).status_code == 404
+
+
+def test_state_changes_need_the_csrf_token(app, client, auth):
+    auth.register()
+    photo_id, _ = finished_photo(app, client, auth)
+    assert tap(client, auth, photo_id, headers={}).status_code == 400
+    assert client.post(f"/api/v1/photos/{photo_id}/words", json={"word": "dog"}).status_code == 400
+    assert client.put(f"/api/v1/photos/{photo_id}/favourite",
+                      json={"favourite": True}).status_code == 400
+    assert client.post("/settings", data={"rate": "1.0"}).status_code == 400
+    assert client.post(f"/photos/{photo_id}/words", data={"word": "dog"}).status_code == 400
+    assert client.get(f"/api/v1/photos/{photo_id}/words").get_json() == {"words": []}
+
+
+def test_words_we_learned(app, client, auth):
+    auth.register()
+    photo_id, _ = finished_photo(app, client, auth)
+    url, headers = f"/api/v1/photos/{photo_id}/words", auth.api_headers()
+    first = client.post(url, json={"word": "  Teddy   Bear "}, headers=headers)
+    assert first.status_code == 201 and first.get_json()["word"]["word"] == "teddy bear"
+    again = client.post(url, json={"word": "teddy bear"}, headers=headers).get_json()
+    assert len(again["words"]) == 1  # no duplicates
+    for bad in ("", "x" * 41, "<b>dog</b>", "dog2", None):
+        response = client.post(url, json={"word": bad}, headers=headers)
+        assert response.status_code == 400 and response.get_json()["error"]
+    client.post(url, json={"word": "chien"}, headers=headers)
+    words = client.get(url).get_json()["words"]
+    assert [w["word"] for w in words] == ["teddy bear", "chien"]
+    assert client.delete(f"{url}/{words[0]['id']}", headers=headers).status_code == 204
+    assert client.delete(f"{url}/{words[0]['id']}", headers=headers).status_code == 404
+
+
+
+def test_the_job_of_a_photo_is_its_analysis(app, client, auth):
+    auth.register()
+    photo_id, _ = finished_photo(app, client, auth)
+    tap(client, auth, photo_id)
+    with app.app_context():
+        jobs = db.session.scalars(db.select(Job).where(Job.photo_id == photo_id)).all()
+        assert {j.kind for j in jobs} == {"analyse", "point"}
+        assert jobs[0].photo.job.kind == "analyse"
+    assert json.loads(client.get(f"/api/v1/photos/{photo_id}").get_data())["status"] == "done"
