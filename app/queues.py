@@ -10,11 +10,13 @@ twice is analysed once.
 A worker that dies mid-job: every worker beats from a thread (``app.health``), so a running
 job whose worker has been silent for ``JOB_TIMEOUT_S`` is requeued once and failed with a
 reason the second time (``DatabaseJobSource.recover_stale``, run by the surviving workers at
-each beat); each beat also re-enqueues queued rows that Redis does not hold (a requeued job,
-an enqueue lost while Redis was down, a flushed Redis), so no photo is left waiting forever.
+each beat); each beat also puts on the shared queue the queued rows not waiting there (a
+requeued job, an enqueue lost while Redis was down, a flushed Redis, a job left in a busy or
+dead worker's own queue), so no photo is left waiting forever.
 
 Workers are ``rq.SimpleWorker``s: jobs run in the worker's own process, no fork per job, so
-the models loaded at boot stay loaded across jobs.
+the models loaded at boot stay loaded across jobs. Each takes first from its own queue, where
+the jobs of photos whose image embedding it holds are sent, then from the shared one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import secrets
 import signal
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -243,8 +245,8 @@ def perform(job_id: str) -> str:
 
 
 def _start_runtime(app: Flask | None) -> _Runtime:
-    """Create (once per process) the heartbeat, the job source and the inference service,
-    and load the models (a ModelError is logged: jobs then fail with its message)."""
+    """Create (once per process) the app if none is given, the heartbeat and the inference
+    service, and load the models (a ModelError is logged: jobs then fail with its message)."""
     global _runtime
     with _runtime_lock:
         if _runtime is not None:
@@ -284,9 +286,9 @@ def _forget(own: Queue) -> None:
         log.warning("could not delete the queue %s", own.name, exc_info=True)
 
 
-def _recovery(app: Flask, queue: JobQueue):
-    """The Redis worker's per-beat chores: requeue dead workers' jobs, re-enqueue rows Redis
-    lacks. (Database-queue workers recover in every ``claim``.)"""
+def _recovery(app: Flask, queue: JobQueue) -> Callable[[], None] | None:
+    """The Redis worker's per-beat chores: requeue dead workers' jobs, put rows not waiting
+    on the shared queue there. (Database-queue workers recover in every ``claim``.)"""
     if not isinstance(queue, RedisQueue):
         return None
     recoverer = DatabaseJobSource(app, "recovery")

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from app.extensions import db
+from tests.conftest import AuthActions, photo_bytes
 from tests.conftest import make_app as make_test_app
 from tests.deploy import services
 
@@ -80,3 +83,21 @@ def service(service_config):
     from models.service import InferenceService
 
     return InferenceService(service_config)
+
+
+class Parent:
+    """A registered user of a test app who uploads photos through the JSON API."""
+
+    def __init__(self, app, email: str = "parent@example.com") -> None:
+        self.client = app.test_client()
+        self.auth = AuthActions(self.client)
+        assert self.auth.register(email).status_code == 302
+
+    def upload(self, name: str = "dog.jpg", mode: str = "grounded", prompt: str = "dog") -> dict:
+        """POST /api/v1/photos; returns ``{"photo_id", "job_id"}`` (asserts 202)."""
+        data = {"mode": mode, "image": (io.BytesIO(photo_bytes(name)), name)}
+        if mode == "grounded":
+            data["prompt"] = prompt
+        response = self.client.post("/api/v1/photos", data=data, headers=self.auth.api_headers())
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()

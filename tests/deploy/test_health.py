@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import timedelta
 
@@ -14,7 +13,7 @@ from app.extensions import db
 from app.health import BeatingSource, WorkerHeartbeat
 from app.jobs import DatabaseJobSource
 from tests.app.test_admin import admin_client
-from tests.conftest import AuthActions, photo_bytes
+from tests.deploy.conftest import Parent
 from tests.processes import free_port
 
 
@@ -43,14 +42,6 @@ def test_healthz_checks_redis_when_it_is_the_queue(make_app, redis_url):
     assert down.get_json() == {"status": "unavailable", "database": "ok", "queue": "unreachable"}
 
 
-def upload(client, auth, prompt="dog"):
-    response = client.post("/api/v1/photos", headers=auth.api_headers(), data={
-        "mode": "grounded", "prompt": prompt,
-        "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")})
-    assert response.status_code == 202
-    return response.get_json()
-
-
 def summary(page: str) -> str:
     match = re.search(r'<p class="lead" id="worker-summary">(.*?)</p>', page, re.S)
     assert match, "no worker summary on /admin"
@@ -59,10 +50,8 @@ def summary(page: str) -> str:
 
 def test_heartbeat_keeps_a_slow_job_alive_and_a_dead_workers_job_is_recovered(make_app):
     app = make_app(JOB_TIMEOUT_S=60)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    slow, orphan = upload(client, auth)["job_id"], upload(client, auth)["job_id"]
+    parent = Parent(app)
+    slow, orphan = parent.upload()["job_id"], parent.upload()["job_id"]
     beat = WorkerHeartbeat(app, "alive:1:aa", "database")
     beat.beat()
     assert BeatingSource(DatabaseJobSource(app, beat.name), beat).claim().job_id == slow
@@ -83,10 +72,8 @@ def test_admin_sees_workers_alive_dead_queue_depth_and_last_job(make_app, runner
     page = admin.get("/admin").get_data(as_text=True)
     assert "No worker has started yet" in page
     assert summary(page).startswith("0 workers alive · 0 photos waiting")
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    first, second = upload(client, auth)["job_id"], upload(client, auth)["job_id"]
+    parent = Parent(app)
+    first, second = parent.upload()["job_id"], parent.upload()["job_id"]
     beat = WorkerHeartbeat(app, "worker.1:7:ab12", "database")
     beat.start()
     try:
@@ -116,11 +103,9 @@ def test_admin_sees_workers_alive_dead_queue_depth_and_last_job(make_app, runner
 
 def test_admin_sees_the_redis_queue_length(make_app, redis_url):
     app = make_app(REDIS_URL=redis_url)
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register()
-    upload(client, auth)
-    upload(client, auth)
+    parent = Parent(app)
+    parent.upload()
+    parent.upload()
     page = admin_client(app, app.test_cli_runner()).get("/admin").get_data(as_text=True)
     assert "2 photos waiting (2 in Redis)" in summary(page)
     assert "queue: Redis" in summary(page)

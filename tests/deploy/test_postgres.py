@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from app.config import database_url
 from app.db import Job
 from app.extensions import db
 from app.jobs import DatabaseJobSource
-from tests.conftest import AuthActions, photo_bytes
+from tests.deploy.conftest import Parent
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"users", "photos", "detections", "jobs", "workers", "alembic_version"}
@@ -66,23 +65,13 @@ def test_release_command_migrates_a_heroku_postgres_url(postgres, pg_url, tmp_pa
     assert TABLES <= tables
 
 
-def upload(client, auth, name="dog.jpg", mode="grounded", prompt="dog"):
-    data = {"mode": mode, "image": (io.BytesIO(photo_bytes(name)), name)}
-    if prompt:
-        data["prompt"] = prompt
-    response = client.post("/api/v1/photos", data=data, headers=auth.api_headers())
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()
-
-
 def test_upload_is_analysed_listed_and_deleted_on_postgres(make_app, pg_url, service):
     from models.worker import process_one
 
     app = make_app(SQLALCHEMY_DATABASE_URI=pg_url)
-    client = app.test_client()
-    auth = AuthActions(client)
-    assert auth.register().status_code == 302
-    ids = upload(client, auth, "car-and-bicycle.jpg", prompt="car, bicycle")
+    parent = Parent(app)
+    client, auth = parent.client, parent.auth
+    ids = parent.upload("car-and-bicycle.jpg", prompt="car, bicycle")
     assert process_one(DatabaseJobSource(app), service) is True
     job = client.get(f"/api/v1/jobs/{ids['job_id']}").get_json()
     assert job["status"] == "done" and job["progress"] == 1.0, job
@@ -101,10 +90,8 @@ def test_workers_racing_on_postgres_claim_each_job_once(make_app, pg_url):
     app = make_app(SQLALCHEMY_DATABASE_URI=pg_url, MAX_PENDING_JOBS=50)
     job_ids = []
     for n in range(3):
-        client = app.test_client()
-        auth = AuthActions(client)
-        assert auth.register(f"racer{n}@example.com").status_code == 302
-        job_ids += [upload(client, auth, "dog.jpg")["job_id"] for _ in range(3)]
+        parent = Parent(app, f"racer{n}@example.com")
+        job_ids += [parent.upload()["job_id"] for _ in range(3)]
     claimed: dict[str, list[str]] = {}
     start = threading.Barrier(4)
 

@@ -3,7 +3,6 @@ down, a dead worker's job retried once then failed with a reason, one claim per 
 
 from __future__ import annotations
 
-import io
 import json
 import zlib
 
@@ -18,7 +17,7 @@ from app.extensions import db
 from app.health import WorkerHeartbeat
 from app.jobs import ORIGINAL, DatabaseJobSource, DatabaseQueue
 from app.queues import OneJobSource, RedisQueue, make_queue, own_queue_name, rq_queue
-from tests.conftest import AuthActions, photo_bytes
+from tests.deploy.conftest import Parent
 from tests.processes import free_port
 
 
@@ -29,13 +28,7 @@ def no_sweep_grace(monkeypatch):
 
 
 def upload(app, email="parent@example.com"):
-    client = app.test_client()
-    auth = AuthActions(client)
-    auth.register(email)
-    response = client.post("/api/v1/photos", headers=auth.api_headers(), data={
-        "mode": "everything", "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")})
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()
+    return Parent(app, email).upload(mode="everything")
 
 
 def test_the_queue_is_chosen_by_config(tmp_path):

@@ -3,7 +3,6 @@ disk: files written, served only to their owner through the app, deleted with th
 
 from __future__ import annotations
 
-import io
 from concurrent.futures import ThreadPoolExecutor
 
 import boto3
@@ -13,7 +12,7 @@ from app.config import s3_settings
 from app.db import Photo
 from app.extensions import db
 from app.storage import LocalStorage, S3Storage, StorageError, make_storage
-from tests.conftest import AuthActions, photo_bytes
+from tests.deploy.conftest import Parent
 from tests.processes import free_port
 
 
@@ -85,14 +84,11 @@ def test_unreachable_bucket_is_a_storage_error(s3_config):
 def test_app_keeps_photos_in_the_bucket_and_serves_them_to_their_owner(make_app, s3_config,
                                                                          tmp_path):
     app = make_app(**s3_config)
-    owner, other = app.test_client(), app.test_client()
-    auth = AuthActions(owner)
-    assert auth.register("owner@example.com").status_code == 302
-    assert AuthActions(other).register("other@example.com").status_code == 302
-    response = owner.post("/api/v1/photos", headers=auth.api_headers(), data={
-        "mode": "everything", "image": (io.BytesIO(photo_bytes("bears.jpg")), "bears.jpg")})
-    assert response.status_code == 202
-    photo = owner.get(f"/api/v1/photos/{response.get_json()['photo_id']}").get_json()
+    parent = Parent(app, "owner@example.com")
+    owner, auth = parent.client, parent.auth
+    other = Parent(app, "other@example.com").client
+    ids = parent.upload("bears.jpg", mode="everything")
+    photo = owner.get(f"/api/v1/photos/{ids['photo_id']}").get_json()
     with app.app_context():
         prefix = db.session.get(Photo, photo["id"]).storage_prefix
     assert keys(s3_config) == [prefix + "original.jpg", prefix + "thumb.jpg"]
