@@ -108,10 +108,12 @@ def user_session(base: str, index: int, photos: list[bytes], stats: Stats, uploa
 
 
 def run(base: str, users: int = 50, uploads: int = 1, burst_user_uploads: int = 0,
-        timeout_s: float = 300.0, abort: Callable[[], bool] = lambda: False) -> Stats:
+        timeout_s: float = 300.0, abort: Callable[[], bool] = lambda: False,
+        spawn_rate: float = 10.0) -> Stats:
     """Run ``users`` concurrent users (plus one that uploads ``burst_user_uploads`` at once to
     meet the pending-job limit) against ``base``; stop polling after ``timeout_s`` or as soon
-    as ``abort()`` is true (e.g. the worker process died)."""
+    as ``abort()`` is true (e.g. the worker process died). Users start ``spawn_rate`` per
+    second (locust's ramp-up), then all of them work at once."""
     photos, stats = small_photos(), Stats()
     deadline = time.monotonic() + timeout_s
     threads = [threading.Thread(target=user_session, args=(base, i, photos, stats, uploads,
@@ -121,6 +123,7 @@ def run(base: str, users: int = 50, uploads: int = 1, burst_user_uploads: int = 
             base, users, photos, stats, burst_user_uploads, deadline, abort)))
     for thread in threads:
         thread.start()
+        time.sleep(1.0 / spawn_rate)
     for thread in threads:
         thread.join()
     return stats
