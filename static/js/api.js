@@ -134,3 +134,33 @@ export async function pollJob(jobId, { onUpdate, interval = 800, signal } = {}) 
 export function getPhoto(photoId, opts) {
   return getJSON(`${API_BASE}/photos/${encodeURIComponent(photoId)}`, opts);
 }
+
+/**
+ * Send a state-changing JSON request (POST/PUT/DELETE) with the CSRF token. Resolves with the
+ * parsed body (null for 204); throws ApiError with the server's readable message.
+ * @param {string} method
+ * @param {string} path
+ * @param {object} [body]
+ */
+export async function sendJSON(method, path, body) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+        "X-CSRFToken": csrfToken(),
+      },
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(FRIENDLY[0], 0);
+  }
+  if (res.status === 204) return null;
+  const parsed = parseJSON(await res.text());
+  if (!res.ok) throw new ApiError(messageFor(res.status, parsed), res.status);
+  if (parsed === null) throw new ApiError(FRIENDLY[401], 401);
+  return parsed;
+}

@@ -23,3 +23,15 @@ export function initLibrary(list) {
     });
   });
 }
+
+/** "All photos" / "Favourites": hide the cards that are not favourites. */
+export function initLibraryFilter(bar) {
+  const cards = [...document.querySelectorAll(".photo-card")];
+  bar.querySelectorAll("[data-filter]").forEach((btn) => btn.addEventListener("click", () => {
+    const favouritesOnly = btn.dataset.filter === "favourites";
+    bar.querySelectorAll("[data-filter]").forEach((b) => b.setAttribute("aria-pressed", String(b === btn)));
+    cards.forEach((card) => {
+      card.hidden = favouritesOnly && !card.classList.contains("is-favourite");
+    });
+  }));
+}

@@ -31,6 +31,7 @@ export async function initPhotoPage(root) {
       const section = buildResult(photo, { pageLink: false });
       card.replaceWith(section);
       enhanceResult(section);
+      document.querySelector("[data-words]")?.removeAttribute("hidden");
       section.querySelector("#result-heading")?.focus({ preventScroll: true });
     } else {
       card.classList.add("is-done");

@@ -1,0 +1,253 @@
+// Learning with a finished photo, three activities on one stage:
+//   Tap & hear (default): tap a thing or a name; it lights up, its word is shown large and said.
+//   Cut out: tap anything; the worker segments it (a point job) and the child names it.
+//   Find it!: the game (game.js).
+// Objects come from the list on the page; their masks from objects.json (COCO RLE, rle.js).
+
+import { getJSON } from "./api.js";
+import { CutOut, NameSheet, cutoutOf } from "./cutout.js";
+import { FindIt } from "./game.js";
+import { displayName, isNamed, showNamed } from "./names.js";
+import { Mask } from "./rle.js";
+import { say, sayName } from "./speech.js";
+import { Stage } from "./stage.js";
+
+const HINTS = {
+  hear: "Tap a thing in the photo to hear its name.",
+  cut: "Tap anything in the photo to cut it out.",
+  game: "Listen, find the thing, and tap it!",
+};
+
+/** The objects shown on the page, in objects.json order: label, named, colour, box, button. */
+function readObjects(section) {
+  return [...section.querySelectorAll(".object-btn")].map((btn) => {
+    const index = Number(btn.dataset.objectIndex);
+    const rect = section.querySelector(`.box-layer .box[data-box-index="${index}"]`);
+    const [x, y, w, h] = rect ? ["x", "y", "width", "height"].map((a) => Number(rect.getAttribute(a))) : [0, 0, 0, 0];
+    return {
+      index,
+      btn,
+      rect,
+      label: btn.dataset.label ?? "",
+      named: btn.dataset.named === "true",
+      color: btn.querySelector('[data-slot="swatch"]')?.getAttribute("fill") ?? "#888888",
+      box: rect ? [x, y, x + w, y + h] : null,
+      mask: null,
+    };
+  });
+}
+
+/** Above the photo: the activity's hint, or the big word of the object just tapped. */
+class SayCard {
+  constructor(section, onNameIt) {
+    this.el = section.querySelector("[data-say-card]");
+    this.hint = section.querySelector('[data-slot="activity-hint"]');
+    this.hintText = section.querySelector('[data-slot="activity-text"]');
+    this.word = this.el?.querySelector('[data-slot="say-word"]');
+    this.note = this.el?.querySelector('[data-slot="say-note"]');
+    this.swatch = this.el?.querySelector('[data-slot="say-swatch"]');
+    this.nameIt = this.el?.querySelector("[data-name-it]");
+    this.current = null;
+    this.el?.querySelector("[data-say-again]")?.addEventListener("click", () => this.speak());
+    this.nameIt?.addEventListener("click", () => this.current?.label != null && onNameIt(this.current));
+  }
+
+  show(obj) {
+    if (!this.el) return;
+    this.current = obj;
+    this.el.classList.remove("is-message");
+    this.word.textContent = displayName(obj.label, obj.named);
+    this.note.hidden = obj.named;
+    this.nameIt.hidden = obj.named;
+    this.swatch.hidden = false;
+    this.swatch.style.backgroundColor = obj.color;
+    this.reveal();
+  }
+
+  /** A short sentence instead of a word (e.g. nothing was under the finger). */
+  message(text) {
+    if (!this.el) return;
+    this.current = { text };
+    this.el.classList.add("is-message");
+    this.word.textContent = text;
+    this.note.hidden = true;
+    this.nameIt.hidden = true;
+    this.swatch.hidden = true;
+    this.reveal();
+  }
+
+  reveal() {
+    this.el.hidden = false;
+    if (this.hint) this.hint.hidden = true;
+    this.el.classList.remove("is-popping");
+    void this.el.offsetWidth;
+    this.el.classList.add("is-popping");
+  }
+
+  speak() {
+    if (!this.current) return;
+    if (this.current.text) say(this.current.text);
+    else sayName(this.current.label, this.current.named);
+  }
+
+  /** Back to the hint (optionally a new one). */
+  hide(hint) {
+    if (this.el) this.el.hidden = true;
+    if (this.hint) this.hint.hidden = false;
+    if (hint != null && this.hintText) this.hintText.textContent = hint;
+    this.current = null;
+  }
+}
+
+/** Make a result <section> interactive. */
+export function initLearning(section) {
+  const stage = new Stage(section);
+  const objects = readObjects(section);
+  const photoId = section.dataset.photoId;
+  const bar = section.querySelector("[data-activity-bar]");
+  const toggle = section.querySelector("[data-toggle-original]");
+  const ctx = {
+    section, stage, objects, photoId, masksReady: false, activity: "hear",
+    setHint(text) {
+      sayCard.hide(text);
+    },
+    /** Every object under photo pixel (x, y), smallest first (masks; boxes until they load). */
+    hitsAt(x, y) {
+      const inside = objects.filter((o) => (ctx.masksReady
+        ? o.mask?.contains(x, y)
+        : o.box && x >= o.box[0] && x <= o.box[2] && y >= o.box[1] && y <= o.box[3]));
+      const size = (o) => (ctx.masksReady ? o.mask.area : (o.box[2] - o.box[0]) * (o.box[3] - o.box[1]));
+      return inside.sort((a, b) => size(a) - size(b));
+    },
+    setActivity,
+  };
+
+  // Masks: fetched once; until then taps use the boxes.
+  ctx.masks = (async () => {
+    if (!section.dataset.objectsUrl || !objects.length) return false;
+    try {
+      const doc = await getJSON(section.dataset.objectsUrl);
+      (doc.objects ?? []).forEach((o, i) => {
+        const obj = objects[i];
+        if (!obj || !o?.mask) return;
+        obj.mask = new Mask(o.mask);
+        const named = isNamed(o.label, o.named);
+        if (named !== obj.named) {
+          obj.named = named;
+          showNamed(obj.btn, named);
+        }
+      });
+      ctx.masksReady = objects.every((o) => o.mask);
+    } catch {
+      ctx.masksReady = false; // boxes still work
+    }
+    section.dataset.masks = ctx.masksReady ? "ready" : "boxes";
+    return ctx.masksReady;
+  })();
+
+  const sheet = new NameSheet(section, photoId);
+
+  const sayCard = new SayCard(section, async (obj) => {
+    const image = obj.mask ? await cutoutOf(stage.img.dataset.originalSrc, obj.mask, obj.box) : null;
+    sheet.open({ image, label: obj.label, named: obj.named, nameNow: true });
+  });
+  const cut = new CutOut(ctx, sheet);
+  const game = new FindIt(ctx);
+
+  // --- Tap & hear ---
+  function select(index, { reveal = false } = {}) {
+    const obj = objects.find((o) => o.index === index);
+    if (!obj) return;
+    objects.forEach((o) => {
+      o.btn.setAttribute("aria-pressed", String(o === obj));
+      o.rect?.classList.toggle("is-active", o === obj && !ctx.masksReady);
+    });
+    stage.spotlight(ctx.masksReady ? obj.mask : null);
+    stage.showBubble(displayName(obj.label, obj.named), obj.box);
+    sayCard.show(obj);
+    sayName(obj.label, obj.named);
+    section.dataset.selected = String(index);
+    if (reveal) {
+      const r = stage.el.getBoundingClientRect();
+      if (r.top < 0 || r.bottom > window.innerHeight) stage.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    }
+  }
+
+  function clearSelection() {
+    objects.forEach((o) => {
+      o.btn.setAttribute("aria-pressed", "false");
+      o.rect?.classList.remove("is-active");
+    });
+    stage.spotlight(null);
+    stage.showBubble(null);
+    delete section.dataset.selected;
+  }
+
+  objects.forEach((o) => o.btn.addEventListener("click", () => {
+    if (ctx.activity !== "hear") setActivity("hear");
+    select(o.index, { reveal: true });
+  }));
+
+  function hearTap(pt) {
+    const [hit] = ctx.hitsAt(pt.x, pt.y);
+    if (hit) {
+      select(hit.index);
+      return;
+    }
+    clearSelection();
+    stage.mark(pt.x, pt.y, "wrong");
+    sayCard.message("Nothing here. Tap right on a thing!");
+    say("Tap right on a thing!");
+  }
+
+  // --- switching activities ---
+  function setActivity(name) {
+    if (name === ctx.activity) return;
+    if (ctx.activity === "game") game.stop();
+    if (ctx.activity === "cut") cut.cancel();
+    ctx.activity = name;
+    section.dataset.activity = name;
+    bar?.querySelectorAll("[data-activity]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.activity === name)));
+    clearSelection();
+    stage.clearMark();
+    sayCard.hide(HINTS[name]);
+    const plainChosen = toggle?.getAttribute("aria-pressed") === "true";
+    stage.usePlainPhoto(name !== "hear" || plainChosen);
+    if (toggle) toggle.closest(".result-tools").hidden = name !== "hear";
+    if (name === "game") {
+      bar?.scrollIntoView({ block: "start", behavior: "smooth" }); // the question and the photo
+      game.start();
+    }
+  }
+
+  bar?.querySelectorAll("[data-activity]").forEach((b) => b.addEventListener("click", () => setActivity(b.dataset.activity)));
+
+  stage.el.classList.add("is-interactive");
+  stage.el.addEventListener("click", (e) => {
+    const pt = stage.toPhoto(e);
+    if (!pt) return;
+    if (ctx.activity === "hear") hearTap(pt);
+    else if (ctx.activity === "cut") cut.tap(pt);
+    else game.tap(pt);
+  });
+
+  // Coloured picture or plain photo (Tap & hear only; the other activities use the plain photo).
+  if (toggle && stage.img.dataset.originalSrc) {
+    const coloredAlt = stage.img.alt;
+    toggle.addEventListener("click", () => {
+      const plain = toggle.getAttribute("aria-pressed") !== "true";
+      toggle.setAttribute("aria-pressed", String(plain));
+      stage.usePlainPhoto(plain);
+      stage.img.alt = plain ? "Your photo, without colours" : coloredAlt;
+      section.classList.toggle("is-plain", plain);
+      toggle.querySelector("span").textContent = plain ? "Show the colours again" : "Show the plain photo";
+    });
+  } else if (toggle) {
+    toggle.parentElement.hidden = true;
+  }
+
+  if (!objects.length) bar?.querySelector('[data-activity="game"]')?.setAttribute("aria-disabled", "true");
+  section.dataset.activity = "hear";
+  section.dataset.ready = "1";
+  return ctx;
+}
