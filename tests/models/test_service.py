@@ -247,3 +247,36 @@ def test_one_analysis_computes_the_embedding_once(service):
         assert len(runs) == 2
     finally:
         hook.remove()
+
+
+def test_everything_mode_matches_sams_mask_generator(service):
+    """Scoring at low resolution keeps SAM's masks: on the same weights and settings, every
+    mask of ``SamAutomaticMaskGenerator`` (>= 1% of the photo) has one of ours with IoU >= 0.8
+    (issue 3's recall rule; filters off and NMS off so random weights give many masks)."""
+    from models.segmenter import import_mobile_sam, upscale_mask
+
+    segmenter = service.segmenter
+    settings = segmenter.everything_settings
+    photo = open_photo("bears.jpg").convert("RGB").resize((400, 280))
+    try:
+        segmenter.everything_settings = replace(
+            settings, box_nms_thresh=1.0, max_masks=1000, min_area_fraction=0.01
+        )
+        ours = segmenter.everything(photo)
+    finally:
+        segmenter.everything_settings = settings
+    embedding = segmenter.embed(photo)
+    height, width = embedding.input_size
+    work = np.asarray(photo.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0))
+    generator = import_mobile_sam().SamAutomaticMaskGenerator(
+        segmenter.model, points_per_side=settings.points_per_side, pred_iou_thresh=0.0,
+        stability_score_thresh=0.0, box_nms_thresh=1.0,
+    )  # fmt: skip
+    with torch.inference_mode():
+        reference = [r for r in generator.generate(work) if r["area"] >= 0.01 * height * width]
+    assert reference and ours
+    for record in reference:
+        mask = upscale_mask(record["segmentation"], (photo.height, photo.width))
+        best = max(np.logical_and(mask, o.mask).sum() / np.logical_or(mask, o.mask).sum()
+                   for o in ours)  # fmt: skip
+        assert best >= 0.8, f"a reference mask of area {record['area']} has best IoU {best:.2f}"
