@@ -86,7 +86,7 @@ export class FindIt {
     this.slot("game-target").textContent = this.target;
     this.slot("game-step").textContent = String(this.step + 1);
     this.slot("game-score").textContent = String(this.score);
-    this.feedback("", "");
+    this.feedback("Tap it in the photo!", "hint");
     this.bar.classList.remove("is-right");
     this.ctx.stage.spotlight(null);
     this.ctx.stage.showBubble(null);

@@ -123,6 +123,9 @@ def test_a_child_hears_names_and_finds_them(live_server, new_page, screenshot_di
     targets = {o["label"] for o in tappable if o["named"]}
     total = int(page.locator("[data-slot=game-total]").inner_text())
     assert total == len(targets)
+    page.wait_for_timeout(900)  # the game scrolls its question into view (smoothly)
+    notice.evaluate("n => n.scrollIntoView({block: 'start'})")  # test weights: say so
+    page.wait_for_timeout(200)
     page.screenshot(path=str(screenshot_dir / f"game-{name}.png"))
     for _ in range(total):
         target = section.get_attribute("data-target")
