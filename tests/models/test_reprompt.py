@@ -156,3 +156,21 @@ def test_cached_backbone_gives_the_same_detections(service, photo):
     assert [d.label for d in cached] == [d.label for d in fresh]
     assert np.allclose([d.box for d in cached], [d.box for d in fresh], atol=1e-3)
     assert np.allclose([d.score for d in cached], [d.score for d in fresh], atol=1e-5)
+
+
+def test_vocabulary_captions_are_encoded_once_per_process(service, photo):
+    detector = service.detector
+    detector.detect_vocabulary(photo.resize((320, 213)), VOCABULARY)  # fills the text cache
+    cache = detector._text_cache
+    encoded = []
+    bert = cache._forward
+    cache._forward = lambda *a, **k: encoded.append(1) or bert(*a, **k)
+    forwards = Counter(detector.model)
+    try:
+        first = detector.detect_vocabulary(photo, VOCABULARY)
+    finally:
+        cache._forward = bert
+        forwards.remove()
+    assert forwards.runs >= 2 and encoded == [], "BERT did not run again for the same captions"
+    detector._text_cache.entries.clear()
+    assert detector.detect_vocabulary(photo, VOCABULARY) == first, "same as computed afresh"
