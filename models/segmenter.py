@@ -250,10 +250,28 @@ class MobileSamSegmenter:
         )
 
     def _to_photo(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
-        """(B, 1, 256, 256) logits -> (B, H, W) bool photo-size masks (SAM postprocess_masks:
-        bilinear upscaling, crop of the padding, then resize; threshold at mask_threshold)."""
-        logits = self.model.postprocess_masks(low_res, embedding.input_size, embedding.photo_size)
-        return (logits[:, 0] > self.model.mask_threshold).cpu().numpy()
+        """(B, 1, 256, 256) logits -> (B, H, W) bool photo-size masks: SAM's
+        ``postprocess_masks`` to the work image (bilinear to the padded 1024 input, crop),
+        thresholded there, then :func:`upscale_mask` to photo size (uint8 bilinear: at 12
+        megapixels far cheaper than upsampling float logits, same edges up to a pixel)."""
+        work = self._work_logits(low_res)
+        masks = np.zeros((len(work), *embedding.photo_size), dtype=bool)
+        for i in range(len(work)):
+            masks[i] = self._photo_mask(work[i, 0], embedding)
+        return masks
+
+    def _work_logits(self, low_res: torch.Tensor) -> torch.Tensor:
+        """(B, C, 256, 256) low-res logits -> (B, C, 1024, 1024) logits of the padded encoder
+        input (SAM's ``postprocess_masks`` first step: bilinear, align_corners=False)."""
+        return F.interpolate(
+            low_res, (ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=False
+        )
+
+    def _photo_mask(self, work_logits: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
+        """(>=h, >=w) work-image logits (top-left aligned) -> (H, W) bool photo mask."""
+        in_h, in_w = embedding.input_size
+        work_mask = (work_logits[:in_h, :in_w] > self.model.mask_threshold).cpu().numpy()
+        return upscale_mask(work_mask, embedding.photo_size)
 
     def _scale(self, embedding: ImageEmbedding) -> np.ndarray:
         """(sx, sy): photo pixels -> encoder-input pixels."""
@@ -366,22 +384,14 @@ class MobileSamSegmenter:
         labels = torch.ones((1, 1), dtype=torch.int, device=self.device)
         with torch.inference_mode():
             low_res, iou = self._decode(embedding, points=(coords, labels), multimask=True)
-            # SAM's postprocess_masks, split: to the padded 1024 input, crop, then photo size.
-            logits = F.interpolate(
-                low_res, (ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=False
-            )
+            logits = self._work_logits(low_res)  # (1, 3, 1024, 1024)
             in_h, in_w = embedding.input_size
-            logits = logits[..., :in_h, :in_w]
             px = min(max(int(scaled[0, 0]), 0), in_w - 1)
             py = min(max(int(scaled[0, 1]), 0), in_h - 1)
             covers = logits[0, :, py, px] > self.model.mask_threshold
             order = torch.argsort(iou[0], descending=True).tolist()
             best = next((c for c in order if bool(covers[c])), order[0])
-            photo = F.interpolate(
-                logits[:, best : best + 1], embedding.photo_size, mode="bilinear",
-                align_corners=False,
-            )  # fmt: skip
-            mask = (photo[0, 0] > self.model.mask_threshold).cpu().numpy()
+            mask = self._photo_mask(logits[0, best], embedding)
         return mask, min(max(float(iou[0, best]), 0.0), 1.0)
 
     # ------------------------------------------------------------------ everything mode
@@ -472,15 +482,11 @@ class MobileSamSegmenter:
 
     def _upscale_logits(self, logits: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
         """(h, w) low-res logits of the photo's part of the 256x256 grid -> (H, W) bool photo
-        mask: bilinear to the work image (SAM's ``postprocess_masks`` first step), threshold,
-        then :func:`upscale_mask` to photo size (uint8 bilinear, far cheaper than float logits
-        at 12 megapixels)."""
-        in_h, in_w = embedding.input_size
+        mask (as :meth:`_to_photo`, without upsampling the padding)."""
         scale = ENCODER_SIZE / LOW_RES
         size = (round(logits.shape[0] * scale), round(logits.shape[1] * scale))
         work = F.interpolate(logits[None, None], size, mode="bilinear", align_corners=False)
-        work_mask = (work[0, 0, :in_h, :in_w] > self.model.mask_threshold).cpu().numpy()
-        return upscale_mask(work_mask, embedding.photo_size)
+        return self._photo_mask(work[0, 0], embedding)
 
 
 def upscale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
