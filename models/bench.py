@@ -1,0 +1,523 @@
+"""Benchmark of the inference service against the reference settings (issue 3).
+
+    python -m models.bench [--quick] [--threads N] [--photos DIR] [--no-reference]
+
+Uses the real weights when both resolve (``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``,
+``GROUNDING_DINO_MODEL``, as the worker does), else builds the full-size architectures
+(MobileSAM vit_t; Grounding DINO tiny: Swin-T + BERT-base, 900 queries) with random weights
+and says so. Times every stage of issue 3's table, ours and the reference setting, in one run
+on the photos of ``../shared/photos`` (medians over photos and repeats), prints a table and,
+last, one JSON line. Not run in CI; ``tests/models/test_bench.py`` smoke-tests it on the
+small random fixtures.
+
+Reference settings: ``SamPredictor`` (``set_image``, ``predict``), ``SamAutomaticMaskGenerator``
+with its defaults (32 points per side), Grounding DINO through its processor's default size
+(shortest edge 800, longest 1333) followed by ``SamPredictor.predict_torch`` on its boxes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from models.config import ServiceConfig
+
+log = logging.getLogger(__name__)
+
+PHOTO_NAMES = ("dog.jpg", "bears.jpg", "car-and-bicycle.jpg", "letters.jpg")
+PROMPTS = {
+    "dog.jpg": "dog, ball, grass",
+    "bears.jpg": "teddy bear, bear, table",
+    "car-and-bicycle.jpg": "car, bicycle, person",
+    "letters.jpg": "letter, table, toy",
+}
+TARGET_MEGAPIXELS = 12.0  # issue 3: "12-megapixel photo"
+RECALL_MIN_AREA = 0.01  # reference masks of at least 1% of the image ...
+RECALL_IOU = 0.8  # ... need one of ours with mask IoU >= 0.8 ...
+RECALL_TARGET = 0.9  # ... in at least 90% of cases
+
+
+def default_photos_dir() -> Path:
+    """``<repo>/../shared/photos``, as ``tests/conftest.py`` finds the real photos."""
+    return Path(__file__).resolve().parents[2] / "shared" / "photos"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (``getrusage``; Linux reports
+    KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def upscale_to_megapixels(image: Image.Image, megapixels: float) -> Image.Image:
+    """The photo resized (Lanczos) to about ``megapixels`` million pixels, same aspect; the
+    photos in shared/ are 3-4 MP and issue 3's target is for a 12-MP phone photo."""
+    scale = (megapixels * 1e6 / (image.width * image.height)) ** 0.5
+    size = (round(image.width * scale), round(image.height * scale))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+@dataclass
+class Stage:
+    """Timings (seconds) of one stage, ours or the reference's."""
+
+    name: str
+    ours: list[float] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @staticmethod
+    def median(values: Sequence[float]) -> float | None:
+        """Median of ``values``, None when empty."""
+        return statistics.median(values) if values else None
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """(seconds, result) of one call ``fn(*args, **kwargs)``."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+# ---------------------------------------------------------------------- weights
+
+
+def build_random_weights(directory: Path) -> tuple[Path, Path]:
+    """Full-size MobileSAM vit_t and Grounding DINO tiny (Swin-T, BERT-base, 900 queries) with
+    random weights (``torch.manual_seed(0)``) in ``directory``; returns (checkpoint, model dir).
+
+    The tokenizer is BERT-style with bert-base-uncased's size and special-token ids, holding
+    the vocabulary's words whole (bert-base-uncased splits a few rare ones into word pieces,
+    so real captions are a few tokens longer).
+    """
+    import torch
+    from transformers import (
+        BertTokenizerFast,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+    )
+
+    from models.segmenter import import_mobile_sam
+    from models.vocabulary import VOCABULARY
+
+    checkpoint = directory / "mobile_sam.pt"
+    torch.manual_seed(0)
+    torch.save(import_mobile_sam().sam_model_registry["vit_t"]().state_dict(), checkpoint)
+
+    words = sorted({w for phrase in (*VOCABULARY, *PROMPTS.values()) for w in
+                    phrase.replace(",", " ").split()})  # fmt: skip
+    fixed = {0: "[PAD]", 100: "[UNK]", 101: "[CLS]", 102: "[SEP]", 103: "[MASK]", 1012: ".",
+             1029: "?", 1010: ","}  # fmt: skip
+    tokens = [fixed.get(i, f"[unused{i}]") for i in range(1999)] + words
+    tokens += [f"[unused{i}]" for i in range(len(tokens), 30522)]
+    vocab_dir = directory / "vocab"
+    vocab_dir.mkdir()
+    (vocab_dir / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(str(vocab_dir), do_lower_case=True)
+    model_dir = directory / "grounding-dino-tiny-random"
+    torch.manual_seed(0)
+    GroundingDinoForObjectDetection(GroundingDinoConfig()).save_pretrained(model_dir)
+    GroundingDinoProcessor(
+        image_processor=GroundingDinoImageProcessor(), tokenizer=tokenizer
+    ).save_pretrained(model_dir)
+    return checkpoint, model_dir
+
+
+def real_config(environ: dict[str, str] | None = None) -> ServiceConfig | None:
+    """The worker's config if both models' weights are on disk, else None."""
+    from models.errors import ModelError
+    from models.weights import resolve_grounding_dino, resolve_mobile_sam
+
+    config = ServiceConfig.from_env(os.environ if environ is None else environ)
+    try:
+        resolve_mobile_sam(config)
+        resolve_grounding_dino(config)
+    except ModelError:
+        return None
+    return config
+
+
+# ---------------------------------------------------------------------- stages
+
+
+def run(
+    service: Any,
+    photos: dict[str, Image.Image],
+    *,
+    repeats: int,
+    reference: bool,
+    reference_photos: int,
+    megapixels: float,
+    reference_points: int = 32,
+) -> tuple[list[Stage], dict[str, Any]]:
+    """Time every stage on ``photos`` with a loaded ``InferenceService``.
+
+    Returns:
+        (stages, extra): the table's rows and the values of the JSON line that are not
+        medians of a stage (peak RSS, recall check, mask counts).
+    """
+    import torch
+
+    from models.overlay import encode_png, render_overlay
+    from models.worker import release_memory
+
+    segmenter, detector = service.segmenter, service.detector
+    big = {name: upscale_to_megapixels(p, megapixels) for name, p in photos.items()}
+    stages = {name: Stage(name) for name in (
+        "encoder", "decoder_point_lowres", "decoder_point", "decoder_5_boxes", "reprompt_point",
+        "reprompt_words", "detector", "detector_vocabulary", "grounded", "everything_masks",
+        "everything_names", "everything", "render_png",
+    )}  # fmt: skip
+    extra: dict[str, Any] = {}
+
+    def end_to_end(photo: Image.Image, mode: str, prompt: str | None, key: str) -> Any:
+        result = service.analyze(photo, mode, prompt, key=key)
+        png = encode_png(render_overlay(photo, result.objects, scores=mode == "grounded"))
+        return result, png
+
+    counter = 0
+    for _ in range(repeats):
+        for name, photo in photos.items():
+            counter += 1
+            key = f"bench-{counter}"
+            with torch.inference_mode():
+                seconds, embedding = timed(segmenter.embed, photo)
+                stages["encoder"].ours.append(seconds)
+                centre = (photo.width / 2, photo.height / 2)
+                scaled = np.array([centre], dtype=np.float32) * segmenter._scale(embedding)
+                points = (torch.as_tensor(scaled)[None], torch.ones((1, 1), dtype=torch.int))
+                stages["decoder_point_lowres"].ours.append(
+                    timed(segmenter._decode, embedding, points=points, multimask=True)[0])
+                stages["decoder_point"].ours.append(
+                    timed(segmenter.segment_point, photo, centre, embedding=embedding)[0])
+                stages["decoder_5_boxes"].ours.append(timed(
+                    segmenter.segment_boxes, photo, _five_boxes(photo), embedding=embedding)[0])
+            phrases = [s.strip() for s in PROMPTS.get(name, "dog, cat, ball").split(",")]
+            stages["detector"].ours.append(timed(detector.detect, photo, phrases)[0])
+            stages["detector_vocabulary"].ours.append(
+                timed(detector.detect_vocabulary, photo, service.vocabulary)[0])
+            # End to end on a 12-MP copy, cold caches (a new key): upload -> overlay PNG.
+            photo12 = big[name]
+            seconds, _ = timed(end_to_end, photo12, "grounded", PROMPTS.get(name, "dog"), key)
+            stages["grounded"].ours.append(seconds)
+            seconds, (result, _) = timed(end_to_end, photo12, "everything", None, key + "-all")
+            stages["everything"].ours.append(seconds)
+            stages["everything_masks"].ours.append(
+                result.timings.get("embed", 0.0) + result.timings.get("masks", 0.0))
+            stages["everything_names"].ours.append(result.timings.get("names", 0.0))
+            stages["render_png"].ours.append(timed(
+                lambda p, r: encode_png(render_overlay(p, r.objects, scores=False)),
+                photo12, result)[0])  # fmt: skip
+            extra.setdefault("everything_objects", []).append(len(result.objects))
+            extra.setdefault("everything_named", []).append(sum(o.named for o in result.objects))
+            # Asking again about the same photo: a tap, then new words.
+            tap = service.segment_point(
+                photo12, (photo12.width / 3, photo12.height / 2), key=key + "-all")
+            stages["reprompt_point"].ours.append(tap.timings["mask"])
+            words = service.analyze(photo12, "grounded", "cup, book", key=key + "-all")
+            stages["reprompt_words"].ours.append(words.timings["total"])
+            service.forget(key)
+            service.forget(key + "-all")
+            release_memory()  # as the worker does between jobs
+    extra["peak_rss_mb"] = round(peak_rss_mb())
+    if reference:
+        _run_reference(service, photos, big, stages, extra, reference_photos, reference_points)
+    return list(stages.values()), extra
+
+
+def _five_boxes(photo: Image.Image) -> np.ndarray:
+    """Five boxes (N, 4) xyxy photo pixels spread over the photo."""
+    w, h = photo.width, photo.height
+    return np.array([[w * a, h * b, w * (a + 0.3), h * (b + 0.4)] for a, b in
+                     [(0.05, 0.05), (0.6, 0.1), (0.3, 0.3), (0.1, 0.55), (0.65, 0.55)]],
+                    dtype=np.float32)  # fmt: skip
+
+
+def _run_reference(
+    service: Any,
+    photos: dict[str, Image.Image],
+    big: dict[str, Image.Image],
+    stages: dict[str, Stage],
+    extra: dict[str, Any],
+    reference_photos: int,
+    reference_points: int,
+) -> None:
+    """Reference settings on the same weights; the everything-mode recall check."""
+    import torch
+
+    from models.overlay import encode_png, render_overlay
+    from models.result import ObjectResult
+    from models.segmenter import import_mobile_sam
+
+    mobile_sam = import_mobile_sam()
+    sam = service.segmenter.model
+    detector = service.detector
+    predictor = mobile_sam.SamPredictor(sam)
+    for name, photo in photos.items():
+        array = np.asarray(photo)
+        stages["encoder"].reference.append(timed(predictor.set_image, array)[0])
+        point = np.array([[photo.width / 2, photo.height / 2]])
+        stages["decoder_point"].reference.append(
+            timed(predictor.predict, point, np.array([1]), multimask_output=True)[0])
+        boxes = predictor.transform.apply_boxes(_five_boxes(photo), array.shape[:2])
+        stages["decoder_5_boxes"].reference.append(timed(
+            predictor.predict_torch, None, None, boxes=torch.as_tensor(boxes),
+            multimask_output=False)[0])  # fmt: skip
+        phrases = [s.strip() for s in PROMPTS.get(name, "dog").split(",")]
+        stages["detector"].reference.append(timed(_reference_detect, detector, photo, phrases)[0])
+
+    def grounded_reference(photo: Image.Image, prompt: str) -> bytes:
+        phrases = [s.strip() for s in prompt.split(",")]
+        found = _reference_detect(detector, photo, phrases)
+        array = np.asarray(photo)
+        predictor.set_image(array)
+        objects = []
+        if found:
+            boxes = torch.as_tensor(predictor.transform.apply_boxes(
+                np.array([d[2] for d in found]), array.shape[:2]))  # fmt: skip
+            masks, _, _ = predictor.predict_torch(None, None, boxes=boxes, multimask_output=False)
+            for (label, score, box), mask in zip(found, masks[:, 0].numpy(), strict=True):
+                objects.append(ObjectResult(label, score, box, mask, int(mask.sum()), (200, 0, 0)))
+        return encode_png(render_overlay(photo, objects))
+
+    for name in list(photos)[:reference_photos]:
+        stages["grounded"].reference.append(
+            timed(grounded_reference, big[name], PROMPTS.get(name, "dog"))[0])
+    # Everything mode, SamAutomaticMaskGenerator defaults, and the recall check.
+    recall_hits, recall_total = 0, 0
+    for name in list(photos)[:reference_photos]:
+        photo = photos[name]
+        generator = mobile_sam.SamAutomaticMaskGenerator(sam, points_per_side=reference_points)
+        with torch.inference_mode():
+            seconds, records = timed(generator.generate, np.asarray(photo))
+        stages["everything"].reference.append(seconds)
+        ours = [m.mask for m in service.segmenter.everything(photo)]
+        min_area = RECALL_MIN_AREA * photo.width * photo.height
+        for record in records:
+            if record["area"] < min_area:
+                continue
+            recall_total += 1
+            ref = record["segmentation"]
+            best = max((_mask_iou(ref, m) for m in ours), default=0.0)
+            recall_hits += best >= RECALL_IOU
+        extra.setdefault("reference_masks", []).append(len(records))
+    extra["recall_hits"], extra["recall_total"] = recall_hits, recall_total
+    extra["peak_rss_with_reference_mb"] = round(peak_rss_mb())
+
+
+def _reference_detect(detector: Any, photo: Image.Image, phrases: list[str]) -> list[Any]:
+    """Grounding DINO as its model card runs it: processor defaults (shortest edge 800,
+    longest 1333) on the full photo, ``post_process_grounded_object_detection`` at 0.35."""
+    import torch
+
+    processor, model = detector.processor, detector.model
+    caption = ". ".join(phrases) + "."
+    inputs = processor(images=photo, text=caption, return_tensors="pt")
+    with torch.inference_mode():
+        outputs = model(**inputs)
+    results = processor.post_process_grounded_object_detection(
+        outputs, inputs.input_ids, threshold=0.35, text_threshold=0.25,
+        target_sizes=[(photo.height, photo.width)],
+    )[0]  # fmt: skip
+    return [(str(label), float(score), tuple(box.tolist())) for label, score, box in
+            zip(results["text_labels"], results["scores"], results["boxes"], strict=True)]
+
+
+def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two (H, W) bool masks of the same size."""
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+# ---------------------------------------------------------------------- report
+
+TABLE_ROWS = [
+    ("encoder", "MobileSAM image encoder (1024 long side)", "SamPredictor.set_image"),
+    ("decoder_point_lowres", "  prompt enc + mask decoder, 1 point, low-res (decoder only)", ""),
+    ("decoder_point", "  1 point, best of 3, upscaled to photo", "SamPredictor.predict"),
+    ("decoder_5_boxes", "  5 boxes, upscaled to photo", "predict_torch, batched"),
+    ("detector", "Grounding DINO, 3 phrases", "shortest edge 800"),
+    ("detector_vocabulary", "Grounding DINO, whole vocabulary (names)", ""),
+    ("grounded", "find by name, 12 MP, end to end (overlay PNG)", "GD@800 + SamPredictor"),
+    ("everything_masks", "everything mode: encoder + masks", ""),
+    ("everything_names", "everything mode: naming (vocabulary)", ""),
+    ("everything", "everything mode, 12 MP, end to end (overlay PNG)", "AMG defaults, 32x32"),
+    ("render_png", "  of which overlay + PNG, 12 MP", ""),
+    ("reprompt_point", "asking again: a tap, to the mask (cached)", ""),
+    ("reprompt_words", "asking again: new words (cached embedding)", ""),
+]
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else (f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s")
+
+
+def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -> dict[str, Any]:
+    """Print the table and return the JSON line's values."""
+    by_name = {s.name: s for s in stages}
+    print(f"weights: {header['weights']}" + (
+        "  (RANDOM weights: full-size architectures, same FLOPs; masks are noise)"
+        if header["weights"] == "random" else ""))  # fmt: skip
+    print(f"torch threads: {header['threads']}   load average before/after: "
+          f"{header['load_before']} / {header['load_after']}   photos: {header['photos']}")
+    print(f"{'stage':58} {'ours':>10} {'reference':>11}  reference setting")
+    for key, label, setting in TABLE_ROWS:
+        stage = by_name[key]
+        ours, ref = Stage.median(stage.ours), Stage.median(stage.reference)
+        n = f"n={len(stage.ours)}/{len(stage.reference)}"
+        print(f"{label:58} {_fmt(ours):>10} {_fmt(ref):>11}  {setting} {n}")
+    print(f"peak RSS, both models, our stages: {extra['peak_rss_mb']} MB"
+          + (f" (with the reference runs: {extra['peak_rss_with_reference_mb']} MB)"
+             if "peak_rss_with_reference_mb" in extra else ""))  # fmt: skip
+    print(f"everything mode objects per photo: {extra.get('everything_objects')}, named: "
+          f"{extra.get('everything_named')}")
+    recall = None
+    if "recall_total" in extra:
+        total, hits = extra["recall_total"], extra["recall_hits"]
+        if total:
+            recall = hits / total
+            verdict = "met" if recall >= RECALL_TARGET else "NOT met"
+            print(f"recall vs reference (masks >= 1% of the image, IoU >= 0.8): {hits}/{total}"
+                  f" = {recall:.0%} ({verdict}; target 90%)")
+        else:
+            print(f"recall vs reference: not measurable - the reference found no mask >= 1% of"
+                  f" the image (masks per photo: {extra.get('reference_masks')})"
+                  + ("; random weights predict IoUs far below its 0.88 threshold"
+                     if header["weights"] == "random" else ""))  # fmt: skip
+
+    def med(key: str, which: str = "ours") -> float | None:
+        value = Stage.median(getattr(by_name[key], which))
+        return None if value is None else round(value, 3)
+
+    return {
+        "grounded_s": med("grounded"),
+        "everything_s": med("everything"),
+        "everything_masks_s": med("everything_masks"),
+        "everything_names_s": med("everything_names"),
+        "reprompt_s": med("reprompt_point"),
+        "reprompt_words_s": med("reprompt_words"),
+        "encoder_s": med("encoder"),
+        "decoder_point_s": med("decoder_point"),
+        "decoder_point_lowres_s": med("decoder_point_lowres"),
+        "detector_s": med("detector"),
+        "detector_vocabulary_s": med("detector_vocabulary"),
+        "peak_rss_mb": extra["peak_rss_mb"],
+        "everything_reference_s": med("everything", "reference"),
+        "grounded_reference_s": med("grounded", "reference"),
+        "encoder_reference_s": med("encoder", "reference"),
+        "detector_reference_s": med("detector", "reference"),
+        "recall": None if recall is None else round(recall, 3),
+        "recall_masks": extra.get("recall_total"),
+        "weights": header["weights"],
+        "threads": header["threads"],
+        "load": [header["load_before"], header["load_after"]],
+    }
+
+
+def load_photos(directory: Path, names: Sequence[str] = PHOTO_NAMES) -> dict[str, Image.Image]:
+    """The benchmark photos, upright RGB.
+
+    Raises:
+        FileNotFoundError: none of ``names`` is in ``directory``.
+    """
+    from PIL import ImageOps
+
+    photos = {}
+    for name in names:
+        path = directory / name
+        if path.is_file():
+            with Image.open(path) as image:
+                photos[name] = ImageOps.exif_transpose(image).convert("RGB")
+    if not photos:
+        raise FileNotFoundError(f"no benchmark photos in {directory}")
+    return photos
+
+
+def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str, Any]:
+    """Run the benchmark (see the module docstring); returns the JSON line's values.
+
+    ``service`` (tests): a loaded ``InferenceService`` to measure instead of the worker's
+    weights or full-size random ones; its weights count as "real" only if all official.
+    """
+    parser = argparse.ArgumentParser(prog="python -m models.bench", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="one repeat, two photos")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: MODEL_NUM_THREADS or 2)")  # fmt: skip
+    parser.add_argument("--photos", type=Path, default=default_photos_dir())
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference runs")
+    parser.add_argument("--megapixels", type=float, default=TARGET_MEGAPIXELS)
+    parser.add_argument("--reference-photos", type=int, default=1,
+                        help="photos for the slow reference end-to-end runs (~80 s each)")
+    parser.add_argument("--reference-points", type=int, default=32,
+                        help="points per side of the reference everything mode (its default)")
+    parser.add_argument("--build-random", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.build_random:  # in a child process, so its memory is not in our peak RSS
+        build_random_weights(args.build_random)
+        return {}
+
+    from models.service import InferenceService
+    from models.worker import tune_allocator
+
+    tune_allocator()
+    threads = args.threads or int(os.environ.get("MODEL_NUM_THREADS") or 2)
+    load_before = round(os.getloadavg()[0], 2)
+    photos = load_photos(args.photos, PHOTO_NAMES[:2] if args.quick else PHOTO_NAMES)
+    with tempfile.TemporaryDirectory(prefix="visionanything-bench-") as tmp:
+        weights = "real"
+        config = None
+        if service is not None:
+            official = all(v == "official" for v in service.weights.values())
+            weights = "real" if official else "random"
+        else:
+            config = real_config()
+            if config is None:
+                weights = "random"
+                print("No model weights found: building full-size architectures with RANDOM "
+                      "weights (timings are representative; mask quality is not).", flush=True)
+                subprocess.run([sys.executable, "-m", "models.bench", "--build-random", tmp],
+                               check=True)  # fmt: skip
+                checkpoint = Path(tmp) / "mobile_sam.pt"
+                gd_dir = Path(tmp) / "grounding-dino-tiny-random"
+                config = ServiceConfig(model_dir=Path(tmp), mobile_sam_checkpoint=checkpoint,
+                                       grounding_dino_model=str(gd_dir),
+                                       allow_unverified_weights=True)  # fmt: skip
+            service = InferenceService(replace(config, num_threads=threads))
+            service.load()
+        # Warm-up: first calls allocate and pick kernels.
+        first = next(iter(photos.values()))
+        service.analyze(first, "grounded", "dog", key="warm-up")
+        service.analyze(first, "everything", key="warm-up")
+        service.forget("warm-up")
+        stages, extra = run(
+            service, photos, repeats=1 if args.quick else 2, reference=not args.no_reference,
+            reference_photos=args.reference_photos, megapixels=args.megapixels,
+            reference_points=args.reference_points,
+        )  # fmt: skip
+    header = {"weights": weights, "threads": threads, "load_before": load_before,
+              "load_after": round(os.getloadavg()[0], 2), "photos": list(photos)}  # fmt: skip
+    values = report(stages, extra, header)
+    print(json.dumps(values), flush=True)
+    return values
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
