@@ -103,6 +103,8 @@ class SayCard {
 export function initLearning(section) {
   const stage = new Stage(section);
   const objects = readObjects(section);
+  // Nothing found: cutting out still works on anything tapped.
+  const hints = objects.length ? HINTS : { ...HINTS, hear: "I found nothing to name here. Choose Cut out, then tap anything!" };
   const photoId = section.dataset.photoId;
   const bar = section.querySelector("[data-activity-bar]");
   const toggle = section.querySelector("[data-toggle-original]");
@@ -124,7 +126,10 @@ export function initLearning(section) {
 
   // Masks: fetched once; until then taps use the boxes.
   ctx.masks = (async () => {
-    if (!section.dataset.objectsUrl || !objects.length) return false;
+    if (!section.dataset.objectsUrl || !objects.length) {
+      section.dataset.masks = "none";
+      return false;
+    }
     try {
       const doc = await getJSON(section.dataset.objectsUrl);
       (doc.objects ?? []).forEach((o, i) => {
@@ -210,7 +215,7 @@ export function initLearning(section) {
     bar?.querySelectorAll("[data-activity]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.activity === name)));
     clearSelection();
     stage.clearMark();
-    sayCard.hide(HINTS[name]);
+    sayCard.hide(hints[name]);
     const plainChosen = toggle?.getAttribute("aria-pressed") === "true";
     stage.usePlainPhoto(name !== "hear" || plainChosen);
     if (toggle) toggle.closest(".result-tools").hidden = name !== "hear";
@@ -246,7 +251,7 @@ export function initLearning(section) {
     toggle.parentElement.hidden = true;
   }
 
-  if (!objects.length) bar?.querySelector('[data-activity="game"]')?.setAttribute("aria-disabled", "true");
+  if (!objects.length) ctx.setHint(hints.hear);
   section.dataset.activity = "hear";
   section.dataset.ready = "1";
   return ctx;

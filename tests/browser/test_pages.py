@@ -194,7 +194,7 @@ def test_something_is_never_named_and_find_it_ends_with_a_score(app, web_server,
     assert page.errors == []
 
 
-def test_find_it_without_names_says_so(app, web_server, new_page):
+def test_without_names_find_it_says_so_and_cut_out_is_offered(app, web_server, new_page):
     base = web_server
     page = new_page(TABLET)
     sign_up(page, base, "unsure@example.com")
@@ -205,6 +205,12 @@ def test_find_it_without_names_says_so(app, web_server, new_page):
     page.wait_for_selector("[data-result][data-game=none]")
     assert "nothing to find" in page.locator("[data-slot=activity-text]").inner_text()
     assert page.locator("[data-game-bar]").is_hidden()
+    # Nothing found at all: the child is pointed at Cut out, which works on anything.
+    photo_id = upload(page, base)
+    finish_next_job(app, lambda size: [])
+    page.goto(f"{base}/photos/{photo_id}")
+    page.wait_for_selector("[data-result][data-masks=none]")
+    assert "Choose Cut out" in page.locator("[data-slot=activity-text]").inner_text()
     assert page.errors == []
 
 
