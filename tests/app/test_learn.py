@@ -31,11 +31,14 @@ def finished_photo(app, client, auth, mode="everything", labels=("object 1", "ob
 
 
 def tap(client, auth, photo_id, x=50, y=60, headers=None):
+    """POST a tap at (x, y) photo pixels on the photo; returns the response."""
     return client.post(f"/api/v1/photos/{photo_id}/point", json={"x": x, "y": y},
                        headers=auth.api_headers() if headers is None else headers)
 
 
 def test_a_tap_is_a_point_job_that_leaves_the_photo_alone(app, client, auth):
+    """A tap queues a point job on the photo's embedding; its result and cut-out are served,
+    the photo's own result stays."""
     auth.register()
     photo_id, size = finished_photo(app, client, auth)
     response = tap(client, auth, photo_id, x=50.5, y=60)
@@ -66,6 +69,7 @@ def test_a_tap_is_a_point_job_that_leaves_the_photo_alone(app, client, auth):
 
 
 def test_a_failed_tap_does_not_fail_the_photo(app, client, auth):
+    """A failed tap reports its reason and leaves the photo done."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     job_id = tap(client, auth, photo_id).get_json()["job_id"]
@@ -77,6 +81,7 @@ def test_a_failed_tap_does_not_fail_the_photo(app, client, auth):
 
 
 def test_taps_are_claimed_before_waiting_analyses(app, client, auth):
+    """A child's tap is served before photos waiting for analysis."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     form = {"mode": "everything", "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")}
@@ -90,6 +95,7 @@ def test_taps_are_claimed_before_waiting_analyses(app, client, auth):
     ({"x": True, "y": 5}, 400), ({"x": 5}, 400), ([1, 2], 400),
 ])
 def test_bad_points_are_refused(app, client, auth, body, status):
+    """Points that are not numbers inside the photo are refused with a reason."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     response = client.post(f"/api/v1/photos/{photo_id}/point", json=body,
@@ -98,6 +104,7 @@ def test_bad_points_are_refused(app, client, auth, body, status):
 
 
 def test_taps_wait_for_the_analysis_and_are_limited(app, client, auth):
+    """No taps before the photo is done; at most three waiting taps a user."""
     auth.register()
     form = {"mode": "everything", "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")}
     pending = client.post("/api/v1/photos", data=form, headers=auth.api_headers()).get_json()
@@ -109,6 +116,7 @@ def test_taps_wait_for_the_analysis_and_are_limited(app, client, auth):
 
 
 def test_other_families_photos_and_taps_are_not_found(app, client, auth, make_client):
+    """Another account's photos, taps, words and favourites answer 404."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     job_id = tap(client, auth, photo_id).get_json()["job_id"]
@@ -127,6 +135,7 @@ def test_other_families_photos_and_taps_are_not_found(app, client, auth, make_cl
 
 
 def test_state_changes_need_the_csrf_token(app, client, auth):
+    """Taps, words, favourites and settings need the CSRF token."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     assert tap(client, auth, photo_id, headers={}).status_code == 400
@@ -139,6 +148,7 @@ def test_state_changes_need_the_csrf_token(app, client, auth):
 
 
 def test_words_we_learned(app, client, auth):
+    """Words are cleaned, kept once, listed in order and removable."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     url, headers = f"/api/v1/photos/{photo_id}/words", auth.api_headers()
@@ -158,6 +168,7 @@ def test_words_we_learned(app, client, auth):
 
 
 def test_the_job_of_a_photo_is_its_analysis(app, client, auth):
+    """Photo.job is the analysis, not the latest tap."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     tap(client, auth, photo_id)

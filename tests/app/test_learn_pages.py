@@ -9,6 +9,7 @@ from tests.conftest import csrf_token
 
 
 def test_favourites(app, client, auth):
+    """The favourite flag shows on the photo page and in the library, by API and by form."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     url = f"/api/v1/photos/{photo_id}/favourite"
@@ -24,6 +25,7 @@ def test_favourites(app, client, auth):
 
 
 def test_speech_settings_are_kept_per_user(app, client, auth):
+    """Voice, rate and sounds are saved per account and given to the pages."""
     auth.register()
     assert client.get("/settings").status_code == 200
     html = client.get("/").get_data(as_text=True)
@@ -43,6 +45,7 @@ def test_speech_settings_are_kept_per_user(app, client, auth):
 
 
 def test_unnamed_objects_are_never_named_with_confidence(app, client, auth):
+    """'something?' and 'object N' are shown as Something?, named things by name."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth, labels=("dog", "something?", "object 3"))
     html = client.get(f"/photos/{photo_id}").get_data(as_text=True)
@@ -51,6 +54,7 @@ def test_unnamed_objects_are_never_named_with_confidence(app, client, auth):
 
 
 def test_words_form_without_javascript(app, client, auth):
+    """The words form works without JavaScript."""
     auth.register()
     photo_id, _ = finished_photo(app, client, auth)
     page = client.post(f"/photos/{photo_id}/words", data={

@@ -110,6 +110,7 @@ def new_page(browser):
     contexts = []
 
     def make(size: dict, *, mobile: bool | None = None):
+        """A new touch page at ``size`` in its own browser context."""
         context = browser.new_context(
             viewport=size, device_scale_factor=2, has_touch=True,
             is_mobile=size["width"] < 600 if mobile is None else mobile)

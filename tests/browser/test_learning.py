@@ -70,6 +70,7 @@ def smallest_at(objects: list[dict], x: float, y: float) -> dict:
 
 @pytest.mark.parametrize(("size", "name"), [(PHONE, "phone"), (TABLET, "tablet")])
 def test_a_child_hears_names_and_finds_them(live_server, new_page, screenshot_dir, size, name):
+    """Upload, hear names, play Find it! to the end and (phone) cut out and name a thing."""
     page = new_page(size)
     sign_up(page, live_server, f"{name}@example.com")
 

@@ -51,6 +51,7 @@ def upload(page, base: str, name: str = "dog.jpg", mode: str = "everything") -> 
 
 
 def center(box):
+    """The centre (x, y) of a box xyxy."""
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
 
@@ -71,6 +72,7 @@ def tour(page, shots, name: str, problems: list[str], *, prepare=None) -> None:
 
 def test_every_page_is_accessible_and_designed_for_touch(app, web_server, new_page,
                                                           screenshot_dir):
+    """Every page, four viewports: axe clean, 48 px targets, no script errors, screenshots."""
     base, problems = web_server, []
     shots = screenshot_dir / "pages"
     shots.mkdir(exist_ok=True)
@@ -120,6 +122,7 @@ def test_every_page_is_accessible_and_designed_for_touch(app, web_server, new_pa
 
 def test_something_is_never_named_and_find_it_ends_with_a_score(app, web_server, new_page,
                                                                screenshot_dir):
+    """Unsure things are never named aloud; naming, Find it! to the score, favourites."""
     base = web_server
     page = new_page(PHONE)
     sign_up(page, base, "child@example.com")
@@ -195,6 +198,7 @@ def test_something_is_never_named_and_find_it_ends_with_a_score(app, web_server,
 
 
 def test_without_names_find_it_says_so_and_cut_out_is_offered(app, web_server, new_page):
+    """No names: the game says there is nothing to find; nothing found: Cut out is offered."""
     base = web_server
     page = new_page(TABLET)
     sign_up(page, base, "unsure@example.com")
@@ -215,6 +219,7 @@ def test_without_names_find_it_says_so_and_cut_out_is_offered(app, web_server, n
 
 
 def test_words_and_favourites_work_without_javascript(app, web_server, browser):
+    """Words and favourites work as plain forms without JavaScript."""
     base = web_server
     context = browser.new_context(java_script_enabled=False, viewport=PHONE)
     page = context.new_page()
