@@ -54,13 +54,22 @@ _amg = _mobile_sam.utils.amg
 
 @dataclass(frozen=True)
 class EverythingSettings:
-    """Settings of everything mode, chosen for about 5 s on 2 CPU cores.
+    """Settings of everything mode, chosen for a few seconds on 2 CPU cores.
+
+    Prompts come in two rounds, a coarse grid and then fine-grid points where the coarse
+    round found nothing ("fewer, better prompts", issue 3): SAM's default grid is 32x32
+    (1,024 prompts, 79 s here) and the decoder costs ~35-50 ms per prompt on 2 cores
+    (``models.bench``), so the prompt count is what everything mode costs.
 
     Attributes:
-        points_per_side: the point grid is points_per_side**2 single-point prompts. SAM's
-            default is 32 (1,024 prompts, 79 s here); the decoder costs ~45 ms per prompt
-            on 2 cores whatever the batch size (measured), so 10 (100 prompts) keeps
-            everything mode near 5 s. Small objects between grid points can be missed.
+        points_per_side: the coarse grid is points_per_side**2 single-point prompts (8: 64).
+            Each gives three candidates (whole, part, sub-part), so the parts of an object
+            under a grid point are found with it.
+        fill_points_per_side, max_fill_points: then the points of a finer grid (16x16,
+            spacing 1/16 of the photo) that no kept mask covers, at most 36 of them spread
+            evenly: objects between coarse points are found where nothing was found yet, and
+            no prompt is spent again inside an object already found. 64 + 36 = 100 prompts
+            at most (the former 10x10 grid); fewer once the coarse round covers the photo.
         points_per_batch: prompts per decoder call; 16 uses far less memory than SAM's 64
             and is as fast on CPU (measured).
         pred_iou_thresh, stability_score_thresh: 0.86 / 0.92, the values of SAM's
@@ -73,7 +82,9 @@ class EverythingSettings:
             with more than 40 labels is unreadable).
     """
 
-    points_per_side: int = 10
+    points_per_side: int = 8
+    fill_points_per_side: int = 16
+    max_fill_points: int = 36
     points_per_batch: int = 16
     pred_iou_thresh: float = 0.86
     stability_score_thresh: float = 0.92
@@ -236,18 +247,39 @@ class MobileSamSegmenter:
         boxes: torch.Tensor | None = None,
         multimask: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run SAM's prompt encoder + mask decoder; prompts in encoder-input pixels.
+        """Run SAM's prompt encoder + mask decoder on B prompts; prompts in encoder-input px.
 
-        Returns low-res mask logits (B, C, 256, 256) and predicted IoUs (B, C).
+        The same computation as ``MaskDecoder.forward`` (mobile_sam 1.0.0), except that the
+        image embedding is not copied once per prompt: the two-way transformer's first layer
+        projects the image tokens (keys and values of token-to-image attention, queries of
+        image-to-token attention) identically for every prompt, so they are computed once
+        and broadcast. Exact up to float rounding (tests/models/test_segmenter.py).
+
+        Returns:
+            low-res mask logits (B, C, 256, 256) float32 and predicted IoUs (B, C), C = 3
+            with ``multimask`` else 1.
         """
-        sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=None)
-        return self.model.mask_decoder(
-            image_embeddings=embedding.features,
-            image_pe=self.model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=multimask,
+        model = self.model
+        decoder = model.mask_decoder
+        sparse, dense = model.prompt_encoder(points=points, boxes=boxes, masks=None)
+        count = sparse.shape[0]
+        output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+        tokens = torch.cat((output_tokens.unsqueeze(0).expand(count, -1, -1), sparse), dim=1)
+        # Without a mask prompt the dense embedding is one learnt vector, the same per prompt.
+        src = embedding.features + dense[:1]
+        _, channels, height, width = src.shape
+        hs, src = decoder.transformer(src, model.prompt_encoder.get_dense_pe(), tokens)
+        src = src.expand(count, -1, -1).transpose(1, 2).reshape(count, channels, height, width)
+        upscaled = decoder.output_upscaling(src)
+        hyper_in = torch.stack(
+            [mlp(hs[:, 1 + i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
+            dim=1,
         )
+        b, c, h, w = upscaled.shape
+        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        iou_pred = decoder.iou_prediction_head(hs[:, 0, :])
+        chosen = slice(1, None) if multimask else slice(0, 1)
+        return masks[:, chosen], iou_pred[:, chosen]
 
     def _to_photo(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
         """(B, 1, 256, 256) logits -> (B, H, W) bool photo-size masks: SAM's
@@ -403,10 +435,11 @@ class MobileSamSegmenter:
         key: str | None = None,
         embedding: ImageEmbedding | None = None,
     ) -> list[SegmentedMask]:
-        """Automatic mask generation over a point grid: SAM's ``SamAutomaticMaskGenerator``
-        (single crop, :class:`EverythingSettings`), scored at low resolution.
+        """Automatic mask generation: SAM's ``SamAutomaticMaskGenerator`` (single crop) over a
+        coarse grid plus fine-grid points where it found nothing (:class:`EverythingSettings`),
+        scored at low resolution.
 
-        Each grid point is one prompt with three candidate masks (multimask output). Every
+        Each point is one prompt with three candidate masks (multimask output). Every
         filter of the generator runs on the decoder's 256x256 low-resolution logits, before any
         upsampling: predicted IoU, stability score (IoU of the masks thresholded at +-1.0, on
         the same logits), box NMS and the minimum area. Only the masks kept (at most
@@ -429,39 +462,18 @@ class MobileSamSegmenter:
         in_h, in_w = embedding.input_size
         # The low-res logits cover the padded 1024x1024 input; keep the photo's part.
         low_h, low_w = -(-in_h * LOW_RES // ENCODER_SIZE), -(-in_w * LOW_RES // ENCODER_SIZE)
-        grid = _amg.build_point_grid(settings.points_per_side)
-        points = grid * np.array([in_w, in_h], dtype=np.float32)
-        kept_logits, kept_iou, kept_boxes = [], [], []
+        scale = np.array([in_w, in_h], dtype=np.float32)
+        points = _amg.build_point_grid(settings.points_per_side) * scale
         with torch.inference_mode():
-            for start in range(0, len(points), settings.points_per_batch):
-                batch = torch.as_tensor(
-                    points[start : start + settings.points_per_batch], dtype=torch.float32
+            logits, iou, boxes = self._grid_masks(embedding, points, (low_h, low_w))
+            fill = self._uncovered_points(logits, settings, (low_h, low_w)) * scale
+            if len(fill):
+                more = self._grid_masks(embedding, fill, (low_h, low_w))
+                logits, iou, boxes = (
+                    torch.cat(pair) for pair in zip((logits, iou, boxes), more, strict=True)
                 )
-                labels = torch.ones((len(batch), 1), dtype=torch.int, device=self.device)
-                low_res, iou = self._decode(
-                    embedding, points=(batch[:, None, :].to(self.device), labels), multimask=True
-                )
-                logits = low_res.flatten(0, 1)[:, :low_h, :low_w]
-                iou = iou.flatten()
-                if settings.pred_iou_thresh > 0.0:  # as upstream: a 0 threshold is "off"
-                    keep = iou > settings.pred_iou_thresh
-                    logits, iou = logits[keep], iou[keep]
-                if settings.stability_score_thresh > 0.0:
-                    stability = _amg.calculate_stability_score(
-                        logits, self.model.mask_threshold, STABILITY_OFFSET
-                    )
-                    keep = stability >= settings.stability_score_thresh
-                    logits, iou = logits[keep], iou[keep]
-                binary = logits > self.model.mask_threshold
-                area = binary.flatten(1).sum(1)
-                keep = area >= settings.min_area_fraction * low_h * low_w
-                kept_logits.append(logits[keep])
-                kept_iou.append(iou[keep])
-                kept_boxes.append(_amg.batched_mask_to_box(binary[keep]).float())
-            logits = torch.cat(kept_logits)
             if len(logits) == 0:
                 return []
-            iou, boxes = torch.cat(kept_iou), torch.cat(kept_boxes)
             order = batched_nms(
                 boxes, iou, torch.zeros_like(iou, dtype=torch.int64), settings.box_nms_thresh
             )
@@ -479,6 +491,71 @@ class MobileSamSegmenter:
                 results.append(SegmentedMask(mask, mask_box(mask), score, mask_area))
         results.sort(key=lambda m: m.area, reverse=True)
         return results
+
+    def _grid_masks(
+        self, embedding: ImageEmbedding, points: np.ndarray, low_size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Candidate masks of single-point prompts, filtered as SamAutomaticMaskGenerator does
+        (predicted IoU, stability score, plus the minimum area), all at low resolution.
+
+        Args:
+            embedding: the photo's embedding.
+            points: (N, 2) float32, (x, y) in encoder-input pixels.
+            low_size: (h, w) of the photo's part of the 256x256 low-res grid.
+
+        Returns:
+            logits (M, h, w) float32, predicted IoUs (M,), boxes (M, 4) xyxy low-res pixels;
+            three candidates per point before filtering (multimask output).
+        """
+        settings = self.everything_settings
+        low_h, low_w = low_size
+        kept_logits, kept_iou, kept_boxes = [], [], []
+        for start in range(0, len(points), settings.points_per_batch):
+            batch = torch.as_tensor(
+                points[start : start + settings.points_per_batch], dtype=torch.float32
+            ).to(self.device)
+            labels = torch.ones((len(batch), 1), dtype=torch.int, device=self.device)
+            low_res, iou = self._decode(
+                embedding, points=(batch[:, None, :], labels), multimask=True
+            )
+            logits = low_res.flatten(0, 1)[:, :low_h, :low_w]
+            iou = iou.flatten()
+            if settings.pred_iou_thresh > 0.0:  # as upstream: a 0 threshold is "off"
+                keep = iou > settings.pred_iou_thresh
+                logits, iou = logits[keep], iou[keep]
+            if settings.stability_score_thresh > 0.0:
+                stability = _amg.calculate_stability_score(
+                    logits, self.model.mask_threshold, STABILITY_OFFSET
+                )
+                keep = stability >= settings.stability_score_thresh
+                logits, iou = logits[keep], iou[keep]
+            binary = logits > self.model.mask_threshold
+            keep = binary.flatten(1).sum(1) >= settings.min_area_fraction * low_h * low_w
+            kept_logits.append(logits[keep])
+            kept_iou.append(iou[keep])
+            kept_boxes.append(_amg.batched_mask_to_box(binary[keep]).float())
+        if not kept_logits:
+            empty = torch.zeros((0, low_h, low_w), device=self.device)
+            return empty, torch.zeros(0, device=self.device), torch.zeros((0, 4))
+        return torch.cat(kept_logits), torch.cat(kept_iou), torch.cat(kept_boxes)
+
+    def _uncovered_points(
+        self, logits: torch.Tensor, settings: EverythingSettings, low_size: tuple[int, int]
+    ) -> np.ndarray:
+        """Points of the fine grid (``fill_points_per_side``) that no kept mask covers, at
+        most ``max_fill_points`` of them spread evenly; (K, 2) float in 0-1 of the photo."""
+        if settings.fill_points_per_side <= 0 or settings.max_fill_points <= 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        low_h, low_w = low_size
+        fine = _amg.build_point_grid(settings.fill_points_per_side).astype(np.float32)
+        if len(logits):
+            covered = (logits > self.model.mask_threshold).any(0).cpu().numpy()
+            cols = np.minimum((fine[:, 0] * low_w).astype(int), low_w - 1)
+            rows = np.minimum((fine[:, 1] * low_h).astype(int), low_h - 1)
+            fine = fine[~covered[rows, cols]]
+        if len(fine) > settings.max_fill_points:
+            fine = fine[np.linspace(0, len(fine) - 1, settings.max_fill_points).round().astype(int)]
+        return fine
 
     def _upscale_logits(self, logits: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
         """(h, w) low-res logits of the photo's part of the 256x256 grid -> (H, W) bool photo

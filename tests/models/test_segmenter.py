@@ -1,0 +1,54 @@
+"""MobileSAM segmenter internals that must match upstream SAM on the same weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tests.models.conftest import open_photo
+
+
+def test_shared_embedding_decoder_matches_sams_mask_decoder(service):
+    """Decoding B prompts without copying the image embedding per prompt gives SAM's masks
+    (mask IoU >= 0.98, issue 3's parity rule) and IoU predictions."""
+    segmenter = service.segmenter
+    model = segmenter.model
+    embedding = segmenter.embed(open_photo("dog.jpg").convert("RGB"))
+    generator = torch.Generator().manual_seed(0)
+    points = torch.rand(12, 1, 2, generator=generator) * 1000
+    labels = torch.ones(12, 1, dtype=torch.int)
+    boxes = torch.tensor([[100.0, 80.0, 500.0, 600.0], [400.0, 50.0, 1000.0, 680.0]])
+    with torch.inference_mode():
+        for prompts, multimask in [({"points": (points, labels)}, True), ({"boxes": boxes}, False)]:
+            ours, our_iou = segmenter._decode(embedding, multimask=multimask, **prompts)
+            sparse, dense = model.prompt_encoder(masks=None, **{
+                "points": None, "boxes": None, **prompts})  # fmt: skip
+            theirs, their_iou = model.mask_decoder(
+                image_embeddings=embedding.features,
+                image_pe=model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+            )
+            assert ours.shape == theirs.shape and our_iou.shape == their_iou.shape
+            assert torch.allclose(our_iou, their_iou, atol=1e-4)
+            a, b = (ours > 0).flatten(2).numpy(), (theirs > 0).flatten(2).numpy()
+            union = np.logical_or(a, b).sum(-1)
+            iou = np.where(union > 0, np.logical_and(a, b).sum(-1) / np.maximum(union, 1), 1.0)
+            assert iou.min() >= 0.98
+            assert torch.allclose(ours, theirs, atol=1e-3)
+
+
+def test_fill_points_go_only_where_no_mask_was_found(service):
+    from dataclasses import replace
+
+    segmenter = service.segmenter
+    settings = replace(segmenter.everything_settings, fill_points_per_side=4, max_fill_points=5)
+    logits = torch.full((1, 40, 60), -5.0)
+    logits[0, :20, :] = 5.0  # a kept mask over the top half
+    points = segmenter._uncovered_points(logits, settings, (40, 60))
+    assert 0 < len(points) <= 5 and (points[:, 1] > 0.5).all(), "only the empty bottom half"
+    empty = segmenter._uncovered_points(torch.zeros((0, 40, 60)), settings, (40, 60))
+    assert len(empty) == 5  # nothing found: spread over the whole fine grid
+    assert len(segmenter._uncovered_points(
+        logits, replace(settings, fill_points_per_side=0), (40, 60))) == 0  # fmt: skip
