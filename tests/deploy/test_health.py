@@ -91,8 +91,9 @@ def test_admin_sees_workers_alive_dead_queue_depth_and_last_job(make_app, runner
     text = summary(page)
     assert text.startswith("1 worker alive · 1 photo waiting · 0 being analysed")
     assert "last job finished" in text and "never" not in text and "queue: database" in text
-    rows = re.findall(r'<tr class="user-row worker-row( worker-row--dead)?">\s*<th scope="row"[^>]*>'
-                      r"([^<]+)</th>.*?<span>([^<]+)</span>.*?>(\d+)</td>", page, re.S)
+    rows = re.findall(r'<tr class="user-row worker-row( worker-row--dead)?">\s*'
+                      r'<th scope="row"[^>]*>([^<]+)</th>.*?<span>([^<]+)</span>.*?>(\d+)</td>',
+                      page, re.S)
     assert [(dead, name, state, jobs) for dead, name, state, jobs in rows] == [
         ("", "worker.1:7:ab12", "idle", "1"),
         (" worker-row--dead", "worker.2:9:cd34", "not responding", "0")]
