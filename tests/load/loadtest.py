@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import random
 import re
 import statistics
 import threading
@@ -68,8 +69,10 @@ def timed(stats: Stats, name: str, call, *args, **kwargs) -> requests.Response:
 
 
 def user_session(base: str, index: int, photos: list[bytes], stats: Stats, uploads: int,
-                 deadline: float, abort: Callable[[], bool] = lambda: False) -> None:
-    """One simulated parent: sign up, upload ``uploads`` photos, poll until all are done."""
+                 deadline: float, abort: Callable[[], bool] = lambda: False,
+                 signed_up: threading.Barrier | None = None) -> None:
+    """One simulated parent: sign up, wait for everyone to be signed up (``signed_up``), then
+    upload ``uploads`` photos within a 5 s window and poll until all are done."""
     s = requests.Session()
     page = timed(stats, "GET /register", s.get, f"{base}/register")
     token = TOKEN.search(page.text).group(1)
@@ -77,6 +80,9 @@ def user_session(base: str, index: int, photos: list[bytes], stats: Stats, uploa
         "email": f"load{index}@example.com", "password": PASSWORD, "confirm": PASSWORD,
         "csrf_token": token})
     token = TOKEN.search(timed(stats, "GET /", s.get, f"{base}/").text).group(1)
+    if signed_up is not None:
+        signed_up.wait(timeout=max(1.0, deadline - time.monotonic()))
+    time.sleep(random.Random(index).uniform(0, 5))  # "at once": all within a few seconds
     pending = []
     for n in range(uploads):
         photo = photos[(index + n) % len(photos)]
@@ -112,15 +118,16 @@ def run(base: str, users: int = 50, uploads: int = 1, burst_user_uploads: int = 
         spawn_rate: float = 10.0) -> Stats:
     """Run ``users`` concurrent users (plus one that uploads ``burst_user_uploads`` at once to
     meet the pending-job limit) against ``base``; stop polling after ``timeout_s`` or as soon
-    as ``abort()`` is true (e.g. the worker process died). Users start ``spawn_rate`` per
-    second (locust's ramp-up), then all of them work at once."""
+    as ``abort()`` is true (e.g. the worker process died). Users sign up ``spawn_rate`` per
+    second (locust's ramp-up); once all are in, they upload within 5 s and poll at once."""
     photos, stats = small_photos(), Stats()
     deadline = time.monotonic() + timeout_s
-    threads = [threading.Thread(target=user_session, args=(base, i, photos, stats, uploads,
-                                                          deadline, abort)) for i in range(users)]
+    signed_up = threading.Barrier(users + (1 if burst_user_uploads else 0))
+    threads = [threading.Thread(target=user_session, args=(
+        base, i, photos, stats, uploads, deadline, abort, signed_up)) for i in range(users)]
     if burst_user_uploads:
         threads.append(threading.Thread(target=user_session, args=(
-            base, users, photos, stats, burst_user_uploads, deadline, abort)))
+            base, users, photos, stats, burst_user_uploads, deadline, abort, signed_up)))
     for thread in threads:
         thread.start()
         time.sleep(1.0 / spawn_rate)
