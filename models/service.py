@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = ("everything", "grounded")
+# A tapped object is named from a crop of the photo around it: its box grown by a quarter of
+# its size on each side (context for the detector), at least 160 px a side (product choices).
+POINT_CROP_MARGIN = 0.25
+POINT_CROP_MIN = 160
 Progress = Callable[[float, str], None]
 
 
@@ -200,8 +204,8 @@ class InferenceService:
 
         Uses the photo's cached image embedding (``key``) when there is one, so a tap on a
         photo already analysed costs only the prompt encoder and mask decoder. The mask is
-        named like everything mode's (vocabulary detections, cached per ``key``; computed
-        once if missing).
+        named like everything mode's: from the photo's vocabulary detections if everything mode
+        cached them under ``key``, else from a vocabulary pass on a crop around the object.
 
         Args:
             image: the photo (PIL; EXIF orientation is applied, then RGB) as analysed before.
@@ -240,7 +244,7 @@ class InferenceService:
                 timings["mask"] = time.perf_counter() - t0
                 report(0.5, "finding its name")
                 t0 = time.perf_counter()
-                name = self._names_for(photo, [box], key, report, timings)[0]
+                name = self._point_name(photo, box, key, timings)
                 timings["name"] = time.perf_counter() - t0
             weights = {"mobile_sam": self.weights["mobile_sam"]}
             if "grounding_dino" in self.weights:
@@ -316,6 +320,43 @@ class InferenceService:
         if detections is None:
             return [UNNAMED] * len(boxes)
         return name_boxes(boxes, detections)
+
+    def _point_name(
+        self,
+        photo: Image.Image,
+        box: tuple[float, float, float, float],
+        key: str | None,
+        timings: dict[str, float],
+    ) -> Name:
+        """Name of one tapped object (tight ``box``, photo px): from the photo's cached
+        vocabulary detections if everything mode made them, else from a vocabulary pass on a
+        crop around the object (the box grown by ``POINT_CROP_MARGIN`` on each side, at least
+        ``POINT_CROP_MIN`` px), which costs a fraction of a whole-photo pass."""
+        if box[2] <= box[0] or box[3] <= box[1]:
+            return UNNAMED
+        cache_key = None if key is None else f"{key}@{photo.width}x{photo.height}"
+        if cache_key is not None and cache_key in self._names:
+            self._names.move_to_end(cache_key)
+            return name_boxes([box], self._names[cache_key])[0]
+        if not self._ensure_detector():
+            return UNNAMED
+        assert self.detector is not None
+        x0, y0, x1, y1 = box
+        grow_x = max((x1 - x0) * POINT_CROP_MARGIN, (POINT_CROP_MIN - (x1 - x0)) / 2, 0.0)
+        grow_y = max((y1 - y0) * POINT_CROP_MARGIN, (POINT_CROP_MIN - (y1 - y0)) / 2, 0.0)
+        left, top = max(0, int(x0 - grow_x)), max(0, int(y0 - grow_y))
+        right = min(photo.width, int(np.ceil(x1 + grow_x)))
+        bottom = min(photo.height, int(np.ceil(y1 + grow_y)))
+        t0 = time.perf_counter()
+        found = self.detector.detect_vocabulary(
+            photo.crop((left, top, right, bottom)), self.vocabulary
+        )
+        timings["detect"] = time.perf_counter() - t0
+        shifted = [
+            (d.label, d.score, (d.box[0] + left, d.box[1] + top, d.box[2] + left, d.box[3] + top))
+            for d in found
+        ]
+        return name_boxes([box], shifted)[0]
 
     def _vocabulary_detections(
         self, photo: Image.Image, key: str | None, timings: dict[str, float]

@@ -174,3 +174,20 @@ def test_vocabulary_captions_are_encoded_once_per_process(service, photo):
     assert forwards.runs >= 2 and encoded == [], "BERT did not run again for the same captions"
     detector._text_cache.entries.clear()
     assert detector.detect_vocabulary(photo, VOCABULARY) == first, "same as computed afresh"
+
+
+def test_point_without_cached_names_is_named_from_a_crop(service, photo, monkeypatch):
+    mask = np.zeros((photo.height, photo.width), dtype=bool)
+    mask[300:500, 400:700] = True  # the object under the tap: box (400, 300, 700, 500)
+    monkeypatch.setattr(service.segmenter, "segment_point", lambda *a, **k: (mask, 0.9))
+    crops = []
+
+    def detect_vocabulary(image, words, key=None):
+        crops.append(image.size)  # the box grown by a quarter on each side: 450 x 300
+        return [Detection("dog", 0.9, (75.0, 50.0, 375.0, 250.0))]  # the box, in the crop
+
+    monkeypatch.setattr(service.detector, "detect_vocabulary", detect_vocabulary)
+    result = service.segment_point(photo, (500.0, 400.0), key="crop-names")
+    assert crops == [(450, 300)]
+    obj = result.objects[0]
+    assert (obj.label, obj.named, obj.box) == ("dog", True, (400.0, 300.0, 700.0, 500.0))
