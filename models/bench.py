@@ -59,8 +59,16 @@ def default_photos_dir() -> Path:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (``getrusage``; Linux reports
-    KiB)."""
+    """Peak resident set size of this process so far, in MiB: ``VmHWM`` of
+    ``/proc/self/status`` (this process's own memory, from its exec), else ``getrusage``'s
+    ru_maxrss (which Linux carries over from the parent across fork and exec)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
