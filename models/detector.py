@@ -20,6 +20,7 @@ from PIL import Image
 from torchvision.ops import batched_nms, box_convert
 
 from models.errors import BadPromptError, ModelError
+from models.precision import autocast_dtype
 from models.vocabulary import caption_of, chunk_words
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,22 @@ class GroundingDinoDetector:
         longest_edge: int = LONGEST_EDGE,
         max_detections: int = MAX_DETECTIONS,
         cache_size: int = 4,
+        precision: str = "auto",
     ) -> None:
         """Wrap a loaded model (moved to ``device``, eval mode) and its processor;
-        ``cache_size`` photos' backbone features (~25 MB each at 640 px) are kept."""
+        ``cache_size`` photos' backbone features (~25 MB each at 640 px) are kept.
+
+        ``precision`` ("auto", "float32", "bfloat16"; :func:`models.precision.autocast_dtype`):
+        with bfloat16 the forward pass runs under ``torch.autocast``, whose matrix products
+        are about twice as fast as float32 on a CPU with AVX512-BF16 (measured on 2 cores:
+        4.8 s -> 2.4 s for one 512x768 pass on one thread) while keeping the boxes (test:
+        tests/models/test_detector_precision.py). The weights stay float32.
+
+        Raises:
+            ValueError: unknown precision.
+        """
         self.model = model.to(device).eval()
+        self.autocast_dtype = autocast_dtype(precision, device)
         self.processor = processor
         self.device = torch.device(device)
         self.box_threshold = box_threshold
@@ -191,8 +204,13 @@ class GroundingDinoDetector:
         caption, owner = self._encode_text(phrases)
         text = self.processor.tokenizer(caption, return_tensors="pt").to(self.device)
         self._backbone_cache.key = key
+        autocast = torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        )
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast:
                 outputs = self.model(**pixels, **text)
         finally:
             self._backbone_cache.key = None

@@ -115,7 +115,9 @@ class InferenceService:
 
         path, status = resolve_grounding_dino(self.config)
         self._setup_torch()
-        self.detector = GroundingDinoDetector.from_pretrained(path, device=self.config.device)
+        self.detector = GroundingDinoDetector.from_pretrained(
+            path, device=self.config.device, precision=self.config.detector_precision
+        )
         self.weights["grounding_dino"] = status
 
     def analyze(
