@@ -33,6 +33,7 @@ ENCODER_SIZE = 1024  # SAM/MobileSAM image encoder input, long side in pixels
 LOW_RES = 256  # side of the mask decoder's low-resolution logits (covering the padded input)
 STABILITY_OFFSET = 1.0  # SamAutomaticMaskGenerator's stability_score_offset default
 BOX_BATCH = 16  # box prompts per decoder call (memory: ~25 MB of activations per prompt)
+DECODE_CHUNK = 4  # prompts per pass of the decoder's transformer and upscaling (~20 MB each)
 
 
 def import_mobile_sam() -> ModuleType:
@@ -269,29 +270,56 @@ class MobileSamSegmenter:
         # Without a mask prompt the dense embedding is one learnt vector, the same per prompt.
         src = embedding.features + dense[:1]
         _, channels, height, width = src.shape
-        hs, src = decoder.transformer(src, model.prompt_encoder.get_dense_pe(), tokens)
-        src = src.expand(count, -1, -1).transpose(1, 2).reshape(count, channels, height, width)
-        upscaled = decoder.output_upscaling(src)
+        image_pe = model.prompt_encoder.get_dense_pe()
+        # The two-way transformer and the upscaling make ~20 MB of float32 activations per
+        # prompt (image-sized keys (n, 4096, 256), upscaled (n, 32, 256, 256)): they run
+        # DECODE_CHUNK prompts at a time. Each prompt's computation is the same (bit for bit;
+        # tests/models/test_segmenter.py) and the peak memory a fraction of the whole batch's.
+        token_states, image_states = [], []
+        for first, last in _chunks(count, DECODE_CHUNK):
+            part = tokens[first:last]
+            hs_part, src_part = decoder.transformer(src, image_pe, part)
+            token_states.append(hs_part)
+            image_states.append(src_part.expand(len(hs_part), -1, -1))
+        # The heads run on the whole batch, as in SAM (a one-row matmul may round differently).
+        hs = torch.cat(token_states)
         hyper_in = torch.stack(
             [mlp(hs[:, 1 + i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)],
             dim=1,
         )
-        b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+        masks = None
+        for (first, _), src_part in zip(_chunks(count, DECODE_CHUNK), image_states, strict=True):
+            upscaled = decoder.output_upscaling(
+                src_part.transpose(1, 2).reshape(-1, channels, height, width)
+            )
+            b, c, h, w = upscaled.shape
+            part_masks = hyper_in[first : first + b] @ upscaled.view(b, c, h * w)
+            if masks is None:
+                masks = part_masks.new_empty((count, part_masks.shape[1], h, w))
+            masks[first : first + b] = part_masks.view(b, -1, h, w)
+            del upscaled, part_masks
+        image_states.clear()
+        assert masks is not None
         iou_pred = decoder.iou_prediction_head(hs[:, 0, :])
         chosen = slice(1, None) if multimask else slice(0, 1)
         return masks[:, chosen], iou_pred[:, chosen]
 
-    def _to_photo(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
+    def _to_photo(
+        self, low_res: torch.Tensor, embedding: ImageEmbedding, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """(B, 1, 256, 256) logits -> (B, H, W) bool photo-size masks: SAM's
         ``postprocess_masks`` to the work image (bilinear to the padded 1024 input, crop),
         thresholded there, then :func:`upscale_mask` to photo size (uint8 bilinear: at 12
-        megapixels far cheaper than upsampling float logits, same edges up to a pixel)."""
-        work = self._work_logits(low_res)
-        masks = np.zeros((len(work), *embedding.photo_size), dtype=bool)
-        for i in range(len(work)):
-            masks[i] = self._photo_mask(work[i, 0], embedding)
-        return masks
+        megapixels far cheaper than upsampling float logits, same edges up to a pixel).
+
+        ``out``: a (B, H, W) bool array to write the masks into (no photo-size copies: at 12
+        megapixels each mask is 12 MB); a new one when None. Returns the masks (``out``)."""
+        if out is None:
+            out = np.zeros((len(low_res), *embedding.photo_size), dtype=bool)
+        for i in range(len(low_res)):
+            work = self._work_logits(low_res[i : i + 1])
+            self._photo_mask(work[0, 0], embedding, out=out[i])
+        return out
 
     def _work_logits(self, low_res: torch.Tensor) -> torch.Tensor:
         """(B, C, 256, 256) low-res logits -> (B, C, 1024, 1024) logits of the padded encoder
@@ -300,11 +328,14 @@ class MobileSamSegmenter:
             low_res, (ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=False
         )
 
-    def _photo_mask(self, work_logits: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
-        """(>=h, >=w) work-image logits (top-left aligned) -> (H, W) bool photo mask."""
+    def _photo_mask(
+        self, work_logits: torch.Tensor, embedding: ImageEmbedding, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(>=h, >=w) work-image logits (top-left aligned) -> (H, W) bool photo mask, written
+        into ``out`` ((H, W) bool) when given."""
         in_h, in_w = embedding.input_size
         work_mask = (work_logits[:in_h, :in_w] > self.model.mask_threshold).cpu().numpy()
-        return upscale_mask(work_mask, embedding.photo_size)
+        return upscale_mask(work_mask, embedding.photo_size, out=out)
 
     def _scale(self, embedding: ImageEmbedding) -> np.ndarray:
         """(sx, sy): photo pixels -> encoder-input pixels."""
@@ -343,7 +374,7 @@ class MobileSamSegmenter:
             for start in range(0, len(scaled), BOX_BATCH):
                 batch = torch.as_tensor(scaled[start : start + BOX_BATCH], device=self.device)
                 low_res, iou = self._decode(embedding, boxes=batch)
-                masks[start : start + len(batch)] = self._to_photo(low_res, embedding)
+                self._to_photo(low_res, embedding, out=masks[start : start + len(batch)])
                 scores[start : start + len(batch)] = iou[:, 0].float().cpu().numpy()
         return masks, scores
 
@@ -568,13 +599,38 @@ class MobileSamSegmenter:
         return self._photo_mask(work[0, 0], embedding)
 
 
-def upscale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _chunks(count: int, size: int) -> list[tuple[int, int]]:
+    """[first, last) index ranges covering ``count`` items ``size`` at a time, except that a
+    last range of one item is merged into the one before: the decoder's batch of a single
+    prompt takes other kernels (rounds differently in the last bit) than a batch of several,
+    so a lone last prompt would not decode exactly as in one pass over the whole batch."""
+    bounds = list(range(0, count, size)) + [count]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        del bounds[-2]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def upscale_mask(
+    mask: np.ndarray, size: tuple[int, int], *, out: np.ndarray | None = None
+) -> np.ndarray:
     """Resize a (h, w) bool mask to ``size`` (H, W) with bilinear interpolation and a 0.5
-    threshold (smooth edges, unlike nearest neighbour). Returns (H, W) bool."""
+    threshold (smooth edges, unlike nearest neighbour). Returns (H, W) bool: ``out`` (an
+    (H, W) bool array, possibly a view, written in place) when given, else a new array.
+
+    Raises:
+        ValueError: ``out`` is not (H, W) bool.
+    """
     height, width = size
+    if out is not None and (out.shape != (height, width) or out.dtype != bool):
+        raise ValueError(f"out must be ({height}, {width}) bool, got {out.shape} {out.dtype}")
     if mask.shape == (height, width):
-        return mask.astype(bool, copy=False)
+        if out is None:
+            return mask.astype(bool, copy=False)
+        out[...] = mask
+        return out
     resized = cv2.resize(
         mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR
     )
-    return resized >= 128
+    if out is None:
+        return resized >= 128
+    return np.greater_equal(resized, 128, out=out)

@@ -52,3 +52,45 @@ def test_fill_points_go_only_where_no_mask_was_found(service):
     assert len(empty) == 5  # nothing found: spread over the whole fine grid
     assert len(segmenter._uncovered_points(
         logits, replace(settings, fill_points_per_side=0), (40, 60))) == 0  # fmt: skip
+
+
+def test_decoding_in_chunks_is_exact(service, monkeypatch):
+    """The decoder's transformer and upscaling run DECODE_CHUNK prompts at a time (memory);
+    the logits and IoUs are bit for bit those of one pass over the whole batch, also for a
+    batch that is not a multiple of the chunk."""
+    import models.segmenter as segmenter_module
+
+    segmenter = service.segmenter
+    embedding = segmenter.embed(open_photo("dog.jpg").convert("RGB"))
+    generator = torch.Generator().manual_seed(1)
+    count = 2 * segmenter_module.DECODE_CHUNK + 1
+    points = torch.rand(count, 1, 2, generator=generator) * 1000
+    labels = torch.ones(count, 1, dtype=torch.int)
+    boxes = torch.rand(count, 4, generator=generator) * 500
+    boxes[:, 2:] += boxes[:, :2]
+    with torch.inference_mode():
+        for prompts, multimask in [({"points": (points, labels)}, True), ({"boxes": boxes}, False)]:
+            chunked = segmenter._decode(embedding, multimask=multimask, **prompts)
+            monkeypatch.setattr(segmenter_module, "DECODE_CHUNK", 10**6)
+            whole = segmenter._decode(embedding, multimask=multimask, **prompts)
+            monkeypatch.undo()
+            assert torch.equal(chunked[0], whole[0]) and torch.equal(chunked[1], whole[1])
+
+
+def test_masks_written_in_place():
+    """``upscale_mask(..., out=)`` writes into the given (H, W) bool array (a view of a batch
+    of masks) and returns it; the same mask as without ``out``; a wrong ``out`` is refused."""
+    import pytest
+
+    from models.segmenter import upscale_mask
+
+    rng = np.random.default_rng(0)
+    small = rng.random((30, 40)) > 0.5
+    batch = np.zeros((2, 75, 100), dtype=bool)
+    result = upscale_mask(small, (75, 100), out=batch[1])
+    assert result is batch[1] or np.shares_memory(result, batch)
+    assert np.array_equal(batch[1], upscale_mask(small, (75, 100))) and not batch[0].any()
+    same = np.zeros((30, 40), dtype=bool)
+    assert np.array_equal(upscale_mask(small, (30, 40), out=same), small)
+    with pytest.raises(ValueError):
+        upscale_mask(small, (75, 100), out=np.zeros((75, 100), dtype=np.uint8))
