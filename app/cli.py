@@ -80,8 +80,10 @@ def download_models(only: str | None) -> None:
 
 @click.command("worker")
 @click.option("--max-jobs", type=int, default=None, help="Stop after this many jobs.")
-@click.option("--poll", type=float, default=1.0,
-              help="Seconds between polls of the database queue (Redis pushes jobs).")
+@click.option("--poll", type=float, default=0.25,
+              help="Seconds between polls of the database queue (Redis pushes jobs). A poll "
+                   "is one indexed query; a job waits half of this on average before it "
+                   "starts.")
 @click.option("--fetch-weights", is_flag=True,
               help="First download missing weights into MODEL_DIR (dynos boot with an empty "
                    "disk); a failed download is reported and the worker starts anyway.")
