@@ -215,10 +215,11 @@ def run(
 
     def end_to_end(data: bytes, mode: str, prompt: str | None, key: str) -> Any:
         """What the worker does with an accepted upload: decode the stored JPEG, analyse,
-        draw the overlay and encode it as PNG."""
+        draw the overlay and encode it as PNG, and the objects' JSON (masks as RLE)."""
         photo = decode(data)
         result = service.analyze(photo, mode, prompt, key=key)
         png = encode_png(render_overlay(photo, result.objects, scores=mode == "grounded"))
+        json.dumps(result.to_json(), separators=(",", ":"))
         return result, png
 
     from models.segmenter import import_mobile_sam
