@@ -438,8 +438,8 @@ def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -
     print(f"weights: {header['weights']}" + (
         "  (RANDOM weights: full-size architectures, same FLOPs; masks are noise)"
         if header["weights"] == "random" else ""))  # fmt: skip
-    print(f"torch threads: {header['threads']}   Grounding DINO in "
-          f"{header.get('detector_precision')}   load average before/after: "
+    print(f"torch threads: {header['threads']}   Grounding DINO and mask decoder in "
+          f"{header.get('precision')}   load average before/after: "
           f"{header['load_before']} / {header['load_after']}   photos: {header['photos']}")
     print(f"{'stage':58} {'ours':>10} {'reference':>11}  reference setting")
     for key, label, setting in TABLE_ROWS:
@@ -505,7 +505,7 @@ def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -
         "recall": None if recall is None else round(recall, 3),
         "recall_masks": extra.get("recall_total"),
         "weights": header["weights"],
-        "detector_precision": header.get("detector_precision"),
+        "precision": header.get("precision"),
         "threads": header["threads"],
         "load": [header["load_before"], header["load_after"]],
     }
@@ -637,9 +637,9 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
                  str(args.megapixels)], env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
             extra.update(json.loads(child.stdout.strip().splitlines()[-1]))
-    precision = "float32" if service.detector.autocast_dtype is None else "bfloat16"
+    precision = "float32" if service.detector.autocast_dtype is None else "bfloat16"  # both
     header = {"weights": weights, "threads": threads, "load_before": load_before,
-              "detector_precision": precision,
+              "precision": precision,
               "load_after": round(os.getloadavg()[0], 2), "photos": list(photos)}  # fmt: skip
     values = report(stages, extra, header)
     print(json.dumps(values), flush=True)

@@ -36,10 +36,11 @@ class ServiceConfig:
         num_threads: torch intra-op threads (``MODEL_NUM_THREADS``); None means the CPUs
             this process may use. Use 1 where the worker shares busy CPUs: two OpenMP threads
             on two contended cores measured 3-10x slower than one.
-        detector_precision: Grounding DINO's arithmetic (``DETECTOR_PRECISION``): "float32",
-            "bfloat16" (autocast: matrix products in bfloat16, accumulations and the box and
-            score heads' outputs in float32) or "auto" (bfloat16 where the CPU multiplies
-            bfloat16 natively, see :func:`models.precision.native_bfloat16`, else float32).
+        precision: arithmetic of Grounding DINO and of MobileSAM's mask decoder
+            (``MODEL_PRECISION``): "float32", "bfloat16" (``torch.autocast``: matrix products
+            in bfloat16, outputs returned as float32) or "auto" (bfloat16 where the CPU
+            multiplies bfloat16 natively, see :func:`models.precision.native_bfloat16`, else
+            float32). MobileSAM's image encoder always runs in float32.
     """
 
     model_dir: Path
@@ -48,17 +49,17 @@ class ServiceConfig:
     allow_unverified_weights: bool = False
     device: str = "cpu"
     num_threads: int | None = None
-    detector_precision: str = "auto"
+    precision: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceConfig:
         """Build a config from ``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``, ``GROUNDING_DINO_MODEL``,
         ``ALLOW_UNVERIFIED_WEIGHTS``, ``MODEL_DEVICE``, ``MODEL_NUM_THREADS`` and
-        ``DETECTOR_PRECISION``.
+        ``MODEL_PRECISION``.
 
         Raises:
             ValueError: ``MODEL_NUM_THREADS`` is not a positive integer, or
-                ``DETECTOR_PRECISION`` is not one of ``models.precision.PRECISIONS``.
+                ``MODEL_PRECISION`` is not one of ``models.precision.PRECISIONS``.
         """
         from models.precision import PRECISIONS
 
@@ -73,10 +74,10 @@ class ServiceConfig:
             num_threads = int(threads_text)
             if num_threads < 1:
                 raise ValueError(f"MODEL_NUM_THREADS must be >= 1, got {threads_text!r}")
-        precision = (environ.get("DETECTOR_PRECISION") or "auto").strip().lower()
+        precision = (environ.get("MODEL_PRECISION") or "auto").strip().lower()
         if precision not in PRECISIONS:
             raise ValueError(
-                f"DETECTOR_PRECISION must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+                f"MODEL_PRECISION must be one of {', '.join(PRECISIONS)}, got {precision!r}"
             )
         return cls(
             model_dir=model_dir,
@@ -86,5 +87,5 @@ class ServiceConfig:
             allow_unverified_weights=environ.get("ALLOW_UNVERIFIED_WEIGHTS", "").lower() in _TRUE,
             device=environ.get("MODEL_DEVICE") or "cpu",
             num_threads=num_threads,
-            detector_precision=precision,
+            precision=precision,
         )

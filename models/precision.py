@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported only when a model is loaded (tests/models/test_imports.py)
     import torch
 
-#: Accepted values of ``DETECTOR_PRECISION`` / ``ServiceConfig.detector_precision``.
+#: Accepted values of ``MODEL_PRECISION`` / ``ServiceConfig.precision``.
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 # CPU flags (Linux /proc/cpuinfo) of native bfloat16 matrix arithmetic: AVX512-BF16 (Intel

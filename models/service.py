@@ -106,7 +106,9 @@ class InferenceService:
 
         path, status = resolve_mobile_sam(self.config)
         self._setup_torch()
-        self.segmenter = MobileSamSegmenter.from_checkpoint(path, device=self.config.device)
+        self.segmenter = MobileSamSegmenter.from_checkpoint(
+            path, device=self.config.device, precision=self.config.precision
+        )
         self.weights["mobile_sam"] = status
 
     def _load_detector(self) -> None:
@@ -116,7 +118,7 @@ class InferenceService:
         path, status = resolve_grounding_dino(self.config)
         self._setup_torch()
         self.detector = GroundingDinoDetector.from_pretrained(
-            path, device=self.config.device, precision=self.config.detector_precision
+            path, device=self.config.device, precision=self.config.precision
         )
         self.weights["grounding_dino"] = status
 

@@ -34,13 +34,13 @@ def test_autocast_dtype_follows_the_setting_and_the_cpu(monkeypatch):
         autocast_dtype("float16")
 
 
-def test_config_reads_detector_precision(tmp_path):
+def test_config_reads_model_precision(tmp_path):
     base = {"MODEL_DIR": str(tmp_path)}
-    assert ServiceConfig.from_env(base).detector_precision == "auto"
-    config = ServiceConfig.from_env({**base, "DETECTOR_PRECISION": "Float32"})
-    assert config.detector_precision == "float32"
-    with pytest.raises(ValueError, match="DETECTOR_PRECISION"):
-        ServiceConfig.from_env({**base, "DETECTOR_PRECISION": "int4"})
+    assert ServiceConfig.from_env(base).precision == "auto"
+    config = ServiceConfig.from_env({**base, "MODEL_PRECISION": "Float32"})
+    assert config.precision == "float32"
+    with pytest.raises(ValueError, match="MODEL_PRECISION"):
+        ServiceConfig.from_env({**base, "MODEL_PRECISION": "int4"})
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,12 @@ import torch
 from tests.models.conftest import open_photo
 
 
-def test_shared_embedding_decoder_matches_sams_mask_decoder(service):
+def test_shared_embedding_decoder_matches_sams_mask_decoder(service, monkeypatch):
     """Decoding B prompts without copying the image embedding per prompt gives SAM's masks
-    (mask IoU >= 0.98, issue 3's parity rule) and IoU predictions."""
+    (mask IoU >= 0.98, issue 3's parity rule) and IoU predictions (in float32; bfloat16 is
+    checked in test_segmenter_precision.py)."""
     segmenter = service.segmenter
+    monkeypatch.setattr(segmenter, "decoder_autocast", None)
     model = segmenter.model
     embedding = segmenter.embed(open_photo("dog.jpg").convert("RGB"))
     generator = torch.Generator().manual_seed(0)
