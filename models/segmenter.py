@@ -175,6 +175,7 @@ class MobileSamSegmenter:
             ValueError: unknown precision.
         """
         self.model = model.to(device).eval()
+        self.model.image_encoder.to(memory_format=torch.channels_last)  # see embed()
         self.decoder_autocast = autocast_dtype(precision, device)
         self.device = torch.device(device)
         self.cache_size = cache_size
@@ -229,8 +230,12 @@ class MobileSamSegmenter:
         )
         pixels = torch.from_numpy(np.asarray(work).copy()).to(self.device)
         pixels = pixels.permute(2, 0, 1).contiguous()[None].float()  # (1, 3, h, w) 0-255
+        # channels_last: the encoder's convolutions then run on oneDNN instead of PyTorch's
+        # slow NCHW path for some of their shapes (one 1024 px image on one thread: 1.17 s ->
+        # 1.00 s; same features up to 1e-5).
+        pixels = self.model.preprocess(pixels).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            features = self.model.image_encoder(self.model.preprocess(pixels))
+            features = self.model.image_encoder(pixels).contiguous()
         embedding = ImageEmbedding(features, (input_h, input_w), photo_size)
         if key is not None and self.cache_size > 0:
             self._cache[key] = embedding

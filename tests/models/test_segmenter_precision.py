@@ -65,3 +65,27 @@ def test_bfloat16_decoder_keeps_point_logits(segmenter):
     ious = (a & b).flatten(2).sum(-1) / (a | b).flatten(2).sum(-1).clamp(min=1)
     assert float(ious.min()) >= 0.98
     assert float((iou32 - iou16).abs().max()) < 0.02
+
+
+def test_channels_last_encoder_gives_the_standard_embedding(segmenter):
+    """The image encoder runs in channels_last memory format (faster convolutions); its
+    embedding equals the standard (NCHW) computation's up to float rounding."""
+    import copy
+
+    from PIL import Image
+
+    from models.segmenter import work_size
+
+    photo = open_photo("car-and-bicycle.jpg").convert("RGB")
+    embedding = segmenter.embed(photo)
+    height, width = work_size((photo.height, photo.width))
+    work = photo.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    pixels = torch.from_numpy(np.asarray(work).copy()).permute(2, 0, 1)[None].float()
+    standard = copy.deepcopy(segmenter.model.image_encoder).to(
+        memory_format=torch.contiguous_format
+    )
+    with torch.inference_mode():
+        expected = standard(segmenter.model.preprocess(pixels).contiguous())
+    assert embedding.features.shape == expected.shape == (1, 256, 64, 64)
+    assert embedding.features.is_contiguous()
+    assert torch.allclose(embedding.features, expected, atol=1e-4)
