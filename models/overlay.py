@@ -89,11 +89,12 @@ def render_overlay(
         boxes.append(box)
         if box is not None:
             top[box][obj.mask[box]] = i + 1
-    colors = np.array([(0, 0, 0)] + [o.color for o in ordered], dtype=np.float32)
-    tinted = top > 0
-    region = canvas[tinted].astype(np.float32)
-    blended = region * (1 - TINT_ALPHA) + colors[top[tinted]] * TINT_ALPHA
-    canvas[tinted] = np.round(blended).astype(np.uint8)
+    # Blend with OpenCV's saturating, rounding addWeighted over the whole photo, then keep it
+    # where an object is: the same pixels as a float blend of the masked pixels, twice as
+    # fast at 12 megapixels (0.34 s -> 0.16 s).
+    colors = np.array([(0, 0, 0)] + [o.color for o in ordered], dtype=np.uint8)
+    blended = cv2.addWeighted(canvas, 1 - TINT_ALPHA, colors[top], TINT_ALPHA, 0)
+    np.copyto(canvas, blended, where=(top > 0)[..., None])
     for obj, box in zip(ordered, boxes, strict=True):
         if box is None:
             continue
@@ -101,6 +102,10 @@ def render_overlay(
             np.ascontiguousarray(obj.mask[box], dtype=np.uint8), cv2.RETR_EXTERNAL,
             cv2.CHAIN_APPROX_SIMPLE, offset=(box[1].start, box[0].start),
         )  # fmt: skip
+        # Simplified to within half the line's width of the mask's edge (Douglas-Peucker,
+        # cv2.approxPolyDP): the drawn line still covers the edge, and ragged edges cost far
+        # fewer line segments (20 ragged masks at 12 MP: 1.05 s -> 0.64 s).
+        contours = [cv2.approxPolyDP(c, thickness / 2, True) for c in contours]
         cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in obj.color), thickness)
     out = Image.fromarray(canvas)
     draw = ImageDraw.Draw(out)
