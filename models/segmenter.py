@@ -225,9 +225,8 @@ class MobileSamSegmenter:
                 self._cache.move_to_end(key)
                 return cached
         input_h, input_w = work_size(photo_size)
-        work = image.convert("RGB").resize(
-            (input_w, input_h), Image.Resampling.BILINEAR, reducing_gap=2.0
-        )
+        rgb = image if image.mode == "RGB" else image.convert("RGB")  # convert() copies
+        work = rgb.resize((input_w, input_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
         pixels = torch.from_numpy(np.asarray(work).copy()).to(self.device)
         pixels = pixels.permute(2, 0, 1).contiguous()[None].float()  # (1, 3, h, w) 0-255
         # channels_last: the encoder's convolutions then run on oneDNN instead of PyTorch's

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from models.errors import BadPromptError, ModelError
 
@@ -187,9 +187,11 @@ def _point_of(params: dict[str, Any]) -> tuple[float, float]:
 
 
 def _upright(image: Image.Image) -> Image.Image:
-    """The photo as the service saw it: EXIF orientation applied, RGB."""
-    photo = ImageOps.exif_transpose(image)
-    return photo if photo.mode == "RGB" else photo.convert("RGB")
+    """The photo as the service saw it: EXIF orientation applied, RGB (``image`` itself when
+    it already is, without a 36 MB copy of a 12-megapixel photo; see models.service)."""
+    from models.service import _upright as upright
+
+    return upright(image)
 
 
 def _fail(source: JobSource, job_id: str, reason: str) -> None:
