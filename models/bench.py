@@ -529,9 +529,11 @@ def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
         for mode, prompt in (("grounded", PROMPTS.get(name, "dog")), ("everything", None)):
             result = service.analyze(big, mode, prompt, key=key)
             encode_png(render_overlay(big, result.objects, scores=mode == "grounded"))
+            del result  # the worker drops a job's result before the next one
             release_memory()
         tap = service.segment_point(big, (big.width / 2, big.height / 2), key=key)
         encode_png(render_cutout(big, tap.objects[0]))
+        del tap
         release_memory()
     return round(peak_rss_mb())
 

@@ -72,7 +72,7 @@ def render_overlay(
     Raises:
         ValueError: a mask's shape is not (H, W).
     """
-    photo = image.convert("RGB")
+    photo = image if image.mode == "RGB" else image.convert("RGB")  # one copy, not two
     width, height = photo.size
     canvas = np.array(photo, dtype=np.uint8)
     font_size, thickness = _sizes(width, height)

@@ -175,7 +175,6 @@ class MobileSamSegmenter:
             ValueError: unknown precision.
         """
         self.model = model.to(device).eval()
-        self.model.image_encoder.to(memory_format=torch.channels_last)  # see embed()
         self.decoder_autocast = autocast_dtype(precision, device)
         self.device = torch.device(device)
         self.cache_size = cache_size
@@ -202,6 +201,7 @@ class MobileSamSegmenter:
                 f"({type(exc).__name__}: {str(exc)[:200]}). Run `flask models download` to "
                 "replace it."
             ) from exc
+        model.image_encoder.to(memory_format=torch.channels_last)  # see embed()
         log.info("MobileSAM vit_t loaded from %s on %s", path, device)
         return cls(model, device=device, **kwargs)
 
