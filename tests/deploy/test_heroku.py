@@ -65,5 +65,5 @@ def test_worker_fetches_weights_at_boot_and_starts_even_if_that_fails(app, monke
         result = app.test_cli_runner().invoke(args=["worker", "--fetch-weights"])
     assert result.exit_code == 0, result.output
     assert "no network" in result.output  # each model's download failure is reported
-    assert started == [{"max_jobs": None, "poll_interval": 1.0}]  # and the worker runs
+    assert started == [{"max_jobs": None, "poll_interval": 0.25}]  # and the worker runs
     assert any("could not download" in r.getMessage() for r in caplog.records)
