@@ -611,9 +611,11 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
                                check=True)  # fmt: skip
                 checkpoint = Path(tmp) / "mobile_sam.pt"
                 gd_dir = Path(tmp) / "grounding-dino-tiny-random"
-                config = ServiceConfig(model_dir=Path(tmp), mobile_sam_checkpoint=checkpoint,
-                                       grounding_dino_model=str(gd_dir),
-                                       allow_unverified_weights=True)  # fmt: skip
+                config = replace(
+                    ServiceConfig.from_env(),  # MODEL_PRECISION, MODEL_DEVICE as the worker's
+                    model_dir=Path(tmp), mobile_sam_checkpoint=checkpoint,
+                    grounding_dino_model=str(gd_dir), allow_unverified_weights=True,
+                )  # fmt: skip
             service = InferenceService(replace(config, num_threads=threads))
             service.load()
         # Warm-up: first calls allocate and pick kernels.
