@@ -162,7 +162,7 @@ class InferenceService:
                 raise BadPromptError('Please type what to look for, for example "cat, ball".')
             phrases = parse_prompt(prompt)
         report = progress or (lambda fraction, stage: None)
-        photo = _upright(image)
+        photo = upright(image)
         timings: dict[str, float] = {}
         start = time.perf_counter()
         with self._lock:
@@ -227,7 +227,7 @@ class InferenceService:
             BadPromptError: the point is not a pair of finite numbers inside the photo.
             WeightsMissingError, WeightsUnverifiedError, ModelError: MobileSAM not loadable.
         """
-        photo = _upright(image)
+        photo = upright(image)
         x, y = _check_point(point, photo.size)
         report = progress or (lambda fraction, stage: None)
         timings: dict[str, float] = {}
@@ -438,7 +438,7 @@ class InferenceService:
         return objects
 
 
-def _upright(image: Image.Image) -> Image.Image:
+def upright(image: Image.Image) -> Image.Image:
     """The photo with EXIF orientation applied, in RGB: ``image`` itself when it is an RGB
     image without a rotating/flipping EXIF orientation (``ImageOps.exif_transpose`` would
     copy it: 36 MB at 12 megapixels, held for the whole analysis), else a new image."""

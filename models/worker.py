@@ -149,6 +149,7 @@ def _run_job(
         ModelError: from the service, an unknown kind, or params that are not a point/prompt.
     """
     from models.overlay import encode_png, render_cutout, render_overlay
+    from models.service import upright  # the photo as the service analysed it
 
     started = time.perf_counter()
     if job.kind == "point":
@@ -156,7 +157,7 @@ def _run_job(
             job.image, _point_of(job.params), key=job.key, progress=analysis_progress
         )
         report(ANALYSIS_SHARE, "cutting out")
-        png = encode_png(render_cutout(_upright(job.image), result.objects[0]))
+        png = encode_png(render_cutout(upright(job.image), result.objects[0]))
     elif job.kind in ("analyse", "words"):
         if job.kind == "words":
             mode, prompt = "grounded", (job.params or {}).get("prompt")
@@ -166,7 +167,7 @@ def _run_job(
             mode, prompt = job.mode, job.prompt
         result = service.analyze(job.image, mode, prompt, key=job.key, progress=analysis_progress)
         report(ANALYSIS_SHARE, "drawing the picture")
-        overlay = render_overlay(_upright(job.image), result.objects, scores=mode == "grounded")
+        overlay = render_overlay(upright(job.image), result.objects, scores=mode == "grounded")
         png = encode_png(overlay)
     else:
         raise ModelError(f"This server does not know jobs of kind {job.kind!r}.")
@@ -184,14 +185,6 @@ def _point_of(params: dict[str, Any]) -> tuple[float, float]:
         return float(params["x"]), float(params["y"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BadPromptError("The tap did not say where on the photo it was.") from exc
-
-
-def _upright(image: Image.Image) -> Image.Image:
-    """The photo as the service saw it: EXIF orientation applied, RGB (``image`` itself when
-    it already is, without a 36 MB copy of a 12-megapixel photo; see models.service)."""
-    from models.service import _upright as upright
-
-    return upright(image)
 
 
 def _fail(source: JobSource, job_id: str, reason: str) -> None:

@@ -286,16 +286,17 @@ def test_everything_mode_matches_sams_mask_generator(service):
 def test_upright_photo_is_not_copied():
     """An upright RGB photo is analysed as it is (a 12-MP copy is 36 MB); a turned one
     (EXIF orientation 6) or a non-RGB one becomes a new upright RGB image."""
-    from models.service import _upright
+    from models.service import upright
 
     photo = Image.new("RGB", (40, 30), (10, 20, 30))
-    assert _upright(photo) is photo
-    gray = _upright(Image.new("L", (40, 30)))
+    assert upright(photo) is photo
+    gray = upright(Image.new("L", (40, 30)))
     assert gray.mode == "RGB" and gray.size == (40, 30)
     buffer = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6
     photo.save(buffer, "JPEG", exif=exif)
     turned = Image.open(io.BytesIO(buffer.getvalue()))
-    upright = _upright(turned)
-    assert upright is not turned and upright.size == (30, 40) and upright.mode == "RGB"
+    turned_upright = upright(turned)
+    assert turned_upright is not turned and turned_upright.size == (30, 40)
+    assert turned_upright.mode == "RGB"
