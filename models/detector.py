@@ -21,7 +21,7 @@ from torchvision.ops import batched_nms, box_convert
 
 from models import deformable
 from models.errors import BadPromptError, ModelError
-from models.precision import autocast_dtype
+from models.precision import autocast, autocast_dtype
 from models.vocabulary import caption_of, chunk_words
 
 log = logging.getLogger(__name__)
@@ -186,9 +186,7 @@ class GroundingDinoDetector:
         ~0.05 s), then the processor normalises it."""
         height, width = self.work_size((image.height, image.width))
         rgb = image if image.mode == "RGB" else image.convert("RGB")  # no 12-MP copy
-        small = rgb.resize(
-            (width, height), Image.Resampling.BILINEAR, reducing_gap=2.0
-        )
+        small = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
         encoded = self.processor.image_processor(
             images=small,
             return_tensors="pt",
@@ -209,13 +207,8 @@ class GroundingDinoDetector:
         caption, owner = self._encode_text(phrases)
         text = self.processor.tokenizer(caption, return_tensors="pt").to(self.device)
         self._backbone_cache.key = key
-        autocast = torch.autocast(
-            self.device.type,
-            dtype=self.autocast_dtype or torch.float32,
-            enabled=self.autocast_dtype is not None,
-        )
         try:
-            with torch.inference_mode(), autocast:
+            with torch.inference_mode(), autocast(self.device.type, self.autocast_dtype):
                 outputs = self.model(**pixels, **text)
         finally:
             self._backbone_cache.key = None

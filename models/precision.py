@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,3 +59,18 @@ def autocast_dtype(precision: str, device: str = "cpu") -> torch.dtype | None:
     if precision == "auto" and torch.device(device).type == "cpu" and native_bfloat16():
         return torch.bfloat16
     return None
+
+
+def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast(device_type, dtype)`` for a dtype from :func:`autocast_dtype`, or a
+    context that changes nothing when it is None (float32).
+
+    Args:
+        device_type: "cpu" or "cuda" (``torch.device.type``).
+        dtype: e.g. ``torch.bfloat16``, or None.
+    """
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=dtype)

@@ -26,7 +26,7 @@ from PIL import Image
 from torchvision.ops import batched_nms
 
 from models.errors import ModelError
-from models.precision import autocast_dtype
+from models.precision import autocast, autocast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -340,13 +340,9 @@ class MobileSamSegmenter:
         (tests/models/test_segmenter_precision.py). The upscaling and the mask product stay
         float32: with them in bfloat16 too, box masks fell to IoU 0.975.
         """
-        transformer = self.model.mask_decoder.transformer
-        dtype = self.decoder_autocast
-        if dtype is None:
-            return transformer(src, image_pe, tokens)
-        with torch.autocast(self.device.type, dtype=dtype):
-            hs, keys = transformer(src, image_pe, tokens)
-        return hs.float(), keys.float()
+        with autocast(self.device.type, self.decoder_autocast):
+            hs, keys = self.model.mask_decoder.transformer(src, image_pe, tokens)
+        return hs.float(), keys.float()  # no copy when already float32
 
     def _to_photo(
         self, low_res: torch.Tensor, embedding: ImageEmbedding, out: np.ndarray | None = None
