@@ -18,6 +18,7 @@ with its defaults (32 points per side), Grounding DINO through its processor's d
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import logging
@@ -317,7 +318,7 @@ def _reference_stages(
             multimask_output=False)[0])  # fmt: skip
     phrases = [s.strip() for s in PROMPTS.get(name, "dog").split(",")]
     stages["detector"].reference.append(
-        timed(_reference_detect, service.detector, photo, phrases)[0])
+        timed(_reference_detect, service, photo, phrases)[0])
 
 
 def _run_reference(
@@ -338,13 +339,12 @@ def _run_reference(
 
     mobile_sam = import_mobile_sam()
     sam = service.segmenter.model
-    detector = service.detector
     predictor = mobile_sam.SamPredictor(sam)
 
     def grounded_reference(data: bytes, prompt: str) -> bytes:
         photo = decode(data)
         phrases = [s.strip() for s in prompt.split(",")]
-        found = _reference_detect(detector, photo, phrases)
+        found = _reference_detect(service, photo, phrases)
         array = np.asarray(photo)
         predictor.set_image(array)
         objects = []
@@ -381,14 +381,18 @@ def _run_reference(
     extra["peak_rss_with_reference_mb"] = round(peak_rss_mb())
 
 
-def _reference_detect(detector: Any, photo: Image.Image, phrases: list[str]) -> list[Any]:
+def _reference_detect(service: Any, photo: Image.Image, phrases: list[str]) -> list[Any]:
     """Grounding DINO as its model card runs it: processor defaults (shortest edge 800,
-    longest 1333) on the full photo, ``post_process_grounded_object_detection`` at 0.35;
-    the 20 best boxes kept (as ours: random weights put hundreds above 0.35, and SAM's
-    batched decoding of them at 12 MP needs ~50 MB each)."""
+    longest 1333) on the full photo, float32 (:func:`_reference_grounding_dino`),
+    ``post_process_grounded_object_detection`` at 0.35; the 20 best boxes kept (as ours:
+    random weights put hundreds above 0.35, and SAM's batched decoding of them at 12 MP needs
+    ~50 MB each)."""
     import torch
 
-    processor, model = detector.processor, detector.model
+    from models.weights import resolve_grounding_dino
+
+    processor = service.detector.processor
+    model = _reference_grounding_dino(str(resolve_grounding_dino(service.config)[0]))
     caption = ". ".join(phrases) + "."
     inputs = processor(images=photo, text=caption, return_tensors="pt")
     with torch.inference_mode():
@@ -400,6 +404,17 @@ def _reference_detect(detector: Any, photo: Image.Image, phrases: list[str]) -> 
     found = [(str(label), float(score), tuple(box.tolist())) for label, score, box in
              zip(results["text_labels"], results["scores"], results["boxes"], strict=True)]
     return sorted(found, key=lambda d: d[1], reverse=True)[:MAX_DETECTIONS]
+
+
+@functools.cache
+def _reference_grounding_dino(path: str) -> Any:
+    """transformers' ``GroundingDinoForObjectDetection`` loaded from ``path`` as it comes
+    (float32 weights, eval mode), once per path: the service's detector stores its weights in
+    bfloat16 where it runs under autocast (``models.precision.store_for_autocast``), so the
+    float32 reference needs a copy of its own (file-mapped weights, ~660 MB at full size)."""
+    from transformers import GroundingDinoForObjectDetection
+
+    return GroundingDinoForObjectDetection.from_pretrained(path, local_files_only=True).eval()
 
 
 def _mask_iou(a: np.ndarray, b: np.ndarray) -> float:

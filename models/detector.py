@@ -21,7 +21,7 @@ from torchvision.ops import batched_nms, box_convert
 
 from models import deformable
 from models.errors import BadPromptError, ModelError
-from models.precision import autocast, autocast_dtype
+from models.precision import autocast, autocast_dtype, store_for_autocast
 from models.vocabulary import caption_of, chunk_words
 
 log = logging.getLogger(__name__)
@@ -86,13 +86,16 @@ class GroundingDinoDetector:
         with bfloat16 the forward pass runs under ``torch.autocast``, whose matrix products
         are about twice as fast as float32 on a CPU with AVX512-BF16 (measured on 2 cores:
         4.8 s -> 2.4 s for one 512x768 pass on one thread) while keeping the boxes (test:
-        tests/models/test_detector_precision.py). The weights stay float32.
+        tests/models/test_detector_precision.py). The linear and convolution weights are
+        then stored in bfloat16, which autocast would round them to anyway: same boxes,
+        ~300 MB less memory (:func:`models.precision.store_for_autocast`).
 
         Raises:
             ValueError: unknown precision.
         """
         self.model = model.to(device).eval()
         self.autocast_dtype = autocast_dtype(precision, device)
+        store_for_autocast(self.model, self.autocast_dtype)
         self.processor = processor
         self.device = torch.device(device)
         self.box_threshold = box_threshold

@@ -74,3 +74,48 @@ def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.Abstract
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=dtype)
+
+
+def store_for_autocast(model: torch.nn.Module, dtype: torch.dtype | None) -> int:
+    """Store the weights and biases of ``model``'s linear and convolution layers in ``dtype``
+    (the autocast dtype), in place; every other parameter and buffer stays as it is, in
+    memory of its own. No-op when ``dtype`` is None (float32).
+
+    Under ``torch.autocast(dtype=bfloat16)`` on CPU, ``linear`` and ``conv`` cast float32
+    weights and biases to bfloat16 as they run (PyTorch's autocast op list); storing them in
+    bfloat16 once gives the same rounded values, so the same outputs (bit-identical:
+    tests/models/test_precision.py), in half the memory. Grounding DINO tiny: about 150 M
+    such weights, 600 MB -> 300 MB. The other parameters (LayerNorm, GroupNorm, embeddings,
+    position tables) feed float32 ops and keep float32. The model must then only run under
+    autocast to ``dtype``: outside it, float32 inputs meet bfloat16 weights and fail.
+
+    Every float32 tensor is copied into memory of its own, so nothing keeps the weights
+    file's mapping (``safetensors`` loads by ``mmap``), whose pages would otherwise stay
+    resident beside the bfloat16 copies.
+
+    Args:
+        model: a module in eval mode, on CPU or another device.
+        dtype: e.g. ``torch.bfloat16``, or None.
+
+    Returns:
+        The number of tensors converted to ``dtype``.
+    """
+    import torch
+
+    if dtype is None:
+        return 0
+    matmul = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    converted, seen = 0, set()
+    with torch.no_grad():
+        for module in model.modules():
+            own = (module.named_parameters(recurse=False), module.named_buffers(recurse=False))
+            for name, tensor in (pair for named in own for pair in named):
+                if tensor is None or id(tensor) in seen:  # tied weights: once
+                    continue
+                seen.add(id(tensor))
+                if isinstance(module, matmul) and name in ("weight", "bias"):
+                    tensor.data = tensor.data.to(dtype)
+                    converted += 1
+                else:
+                    tensor.data = tensor.data.clone()
+    return converted
