@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from models.mask import Mask
 from models.palette import hex_color
 from models.rle import mask_to_rle
 from models.vocabulary import UNSURE_LABEL
@@ -25,7 +26,9 @@ class ObjectResult:
             detected phrase, e.g. "cat" (grounded).
         score: 0-1; predicted mask IoU (everything, point) or detection score (grounded).
         box: (x0, y0, x1, y1) in pixels of the photo, 0 <= x0 <= x1 <= width.
-        mask: (H, W) bool at photo size; True marks the object's pixels.
+        mask: the (H, W) photo-size mask (True marks the object's pixels), kept as the crop
+            of its tight box (:class:`models.mask.Mask`; ``np.asarray(mask)`` is the (H, W)
+            bool array). An (H, W) array given here is converted.
         area: number of True pixels in ``mask``.
         color: (r, g, b) 0-255 used for the tint, contour and label.
         named: True when ``label`` is a name said with confidence (grounded mode's phrases,
@@ -37,12 +40,14 @@ class ObjectResult:
     label: str
     score: float
     box: Box
-    mask: np.ndarray
+    mask: Mask
     area: int
     color: tuple[int, int, int]
     named: bool | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.mask, Mask):
+            self.mask = Mask.from_array(np.asarray(self.mask))
         if self.named is None:
             self.named = self.label != UNSURE_LABEL and not _NUMBERED.match(self.label)
 

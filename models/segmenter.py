@@ -26,6 +26,7 @@ from PIL import Image
 from torchvision.ops import batched_nms
 
 from models.errors import ModelError
+from models.mask import Mask, tight
 from models.precision import autocast, autocast_dtype
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,13 @@ class SegmentedMask:
     """One mask of everything mode.
 
     Attributes:
-        mask: (H, W) bool at photo size.
+        mask: the (H, W) photo-size mask, kept as the crop of its tight box.
         box: (x0, y0, x1, y1) tight box of ``mask`` in photo pixels (x1, y1 exclusive).
         score: SAM's predicted mask IoU, clipped to 0-1.
         area: True pixels in ``mask``.
     """
 
-    mask: np.ndarray
+    mask: Mask
     box: tuple[float, float, float, float]
     score: float
     area: int
@@ -344,22 +345,15 @@ class MobileSamSegmenter:
             hs, keys = self.model.mask_decoder.transformer(src, image_pe, tokens)
         return hs.float(), keys.float()  # no copy when already float32
 
-    def _to_photo(
-        self, low_res: torch.Tensor, embedding: ImageEmbedding, out: np.ndarray | None = None
-    ) -> np.ndarray:
-        """(B, 1, 256, 256) logits -> (B, H, W) bool photo-size masks: SAM's
-        ``postprocess_masks`` to the work image (bilinear to the padded 1024 input, crop),
-        thresholded there, then :func:`upscale_mask` to photo size (uint8 bilinear: at 12
-        megapixels far cheaper than upsampling float logits, same edges up to a pixel).
-
-        ``out``: a (B, H, W) bool array to write the masks into (no photo-size copies: at 12
-        megapixels each mask is 12 MB); a new one when None. Returns the masks (``out``)."""
-        if out is None:
-            out = np.zeros((len(low_res), *embedding.photo_size), dtype=bool)
-        for i in range(len(low_res)):
-            work = self._work_logits(low_res[i : i + 1])
-            self._photo_mask(work[0, 0], embedding, out=out[i])
-        return out
+    def _to_photo(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> list[Mask]:
+        """(B, 1, 256, 256) logits -> B photo-size masks: SAM's ``postprocess_masks`` to the
+        work image (bilinear to the padded 1024 input, crop), thresholded there, then
+        :func:`upscale_mask` to photo size (uint8 bilinear: at 12 megapixels far cheaper than
+        upsampling float logits, same edges up to a pixel), each kept as its tight crop."""
+        return [
+            self._photo_mask(self._work_logits(low_res[i : i + 1])[0, 0], embedding)
+            for i in range(len(low_res))
+        ]
 
     def _work_logits(self, low_res: torch.Tensor) -> torch.Tensor:
         """(B, C, 256, 256) low-res logits -> (B, C, 1024, 1024) logits of the padded encoder
@@ -368,14 +362,11 @@ class MobileSamSegmenter:
             low_res, (ENCODER_SIZE, ENCODER_SIZE), mode="bilinear", align_corners=False
         )
 
-    def _photo_mask(
-        self, work_logits: torch.Tensor, embedding: ImageEmbedding, out: np.ndarray | None = None
-    ) -> np.ndarray:
-        """(>=h, >=w) work-image logits (top-left aligned) -> (H, W) bool photo mask, written
-        into ``out`` ((H, W) bool) when given."""
+    def _photo_mask(self, work_logits: torch.Tensor, embedding: ImageEmbedding) -> Mask:
+        """(>=h, >=w) work-image logits (top-left aligned) -> the (H, W) photo mask."""
         in_h, in_w = embedding.input_size
         work_mask = (work_logits[:in_h, :in_w] > self.model.mask_threshold).cpu().numpy()
-        return upscale_mask(work_mask, embedding.photo_size, out=out)
+        return upscale_mask(work_mask, embedding.photo_size)
 
     def _scale(self, embedding: ImageEmbedding) -> np.ndarray:
         """(sx, sy): photo pixels -> encoder-input pixels."""
@@ -389,7 +380,7 @@ class MobileSamSegmenter:
         *,
         key: str | None = None,
         embedding: ImageEmbedding | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[list[Mask], np.ndarray]:
         """One mask per box prompt.
 
         Args:
@@ -399,12 +390,13 @@ class MobileSamSegmenter:
             embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
 
         Returns:
-            masks (N, H, W) bool at photo size, and predicted IoUs (N,) float32.
+            N photo-size (H, W) masks (each kept as its tight crop: at 12 megapixels a whole
+            bool mask is 12 MB), and predicted IoUs (N,) float32.
             Boxes are decoded in batches of ``BOX_BATCH``: with the image embedding shared
             across prompts (:meth:`_decode`) a batch costs less than its prompts one by one.
         """
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-        masks = np.zeros((len(boxes), image.height, image.width), dtype=bool)
+        masks: list[Mask] = []
         scores = np.zeros(len(boxes), dtype=np.float32)
         if len(boxes) == 0:
             return masks, scores
@@ -414,7 +406,7 @@ class MobileSamSegmenter:
             for start in range(0, len(scaled), BOX_BATCH):
                 batch = torch.as_tensor(scaled[start : start + BOX_BATCH], device=self.device)
                 low_res, iou = self._decode(embedding, boxes=batch)
-                self._to_photo(low_res, embedding, out=masks[start : start + len(batch)])
+                masks.extend(self._to_photo(low_res, embedding))
                 scores[start : start + len(batch)] = iou[:, 0].float().cpu().numpy()
         return masks, scores
 
@@ -426,7 +418,7 @@ class MobileSamSegmenter:
         *,
         key: str | None = None,
         embedding: ImageEmbedding | None = None,
-    ) -> tuple[np.ndarray, float]:
+    ) -> tuple[Mask, float]:
         """One mask from point prompts (e.g. a tap on the photo).
 
         Args:
@@ -437,7 +429,7 @@ class MobileSamSegmenter:
             embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
 
         Returns:
-            (mask (H, W) bool at photo size, predicted IoU). For a single point SAM's three
+            (mask, (H, W) at photo size, predicted IoU). For a single point SAM's three
             candidate masks are scored and the best kept (multimask output is recommended for
             ambiguous single-point prompts in SAM's predictor documentation).
 
@@ -466,7 +458,7 @@ class MobileSamSegmenter:
         *,
         key: str | None = None,
         embedding: ImageEmbedding | None = None,
-    ) -> tuple[np.ndarray, float]:
+    ) -> tuple[Mask, float]:
         """The mask of the object under one tapped point.
 
         SAM's three candidate masks for a single point (multimask output, recommended for
@@ -481,7 +473,7 @@ class MobileSamSegmenter:
             embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
 
         Returns:
-            (mask (H, W) bool at photo size, predicted IoU clipped to 0-1).
+            (mask, (H, W) at photo size, predicted IoU clipped to 0-1).
         """
         embedding = self._embedding_for(image, key, embedding)
         scaled = np.asarray(point, dtype=np.float32).reshape(1, 2) * self._scale(embedding)
@@ -556,12 +548,12 @@ class MobileSamSegmenter:
             results = []
             for index in by_area.tolist():
                 mask = self._upscale_logits(logits[index], embedding)
-                mask_area = int(mask.sum())
+                mask_area = mask.area
                 if mask_area == 0:
                     continue
                 # SAM's IoU head is an unbounded regression; clip to the 0-1 a score promises.
                 score = min(max(float(iou[order[index]]), 0.0), 1.0)
-                results.append(SegmentedMask(mask, mask_box(mask), score, mask_area))
+                results.append(SegmentedMask(mask, mask.box, score, mask_area))
         results.sort(key=lambda m: m.area, reverse=True)
         return results
 
@@ -630,9 +622,9 @@ class MobileSamSegmenter:
             fine = fine[np.linspace(0, len(fine) - 1, settings.max_fill_points).round().astype(int)]
         return fine
 
-    def _upscale_logits(self, logits: torch.Tensor, embedding: ImageEmbedding) -> np.ndarray:
-        """(h, w) low-res logits of the photo's part of the 256x256 grid -> (H, W) bool photo
-        mask (as :meth:`_to_photo`, without upsampling the padding)."""
+    def _upscale_logits(self, logits: torch.Tensor, embedding: ImageEmbedding) -> Mask:
+        """(h, w) low-res logits of the photo's part of the 256x256 grid -> (H, W) photo mask
+        (as :meth:`_to_photo`, without upsampling the padding)."""
         scale = ENCODER_SIZE / LOW_RES
         size = (round(logits.shape[0] * scale), round(logits.shape[1] * scale))
         work = F.interpolate(logits[None, None], size, mode="bilinear", align_corners=False)
@@ -650,27 +642,44 @@ def _chunks(count: int, size: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
-def upscale_mask(
-    mask: np.ndarray, size: tuple[int, int], *, out: np.ndarray | None = None
-) -> np.ndarray:
+def upscale_mask(mask: np.ndarray, size: tuple[int, int]) -> Mask:
     """Resize a (h, w) bool mask to ``size`` (H, W) with bilinear interpolation and a 0.5
-    threshold (smooth edges, unlike nearest neighbour). Returns (H, W) bool: ``out`` (an
-    (H, W) bool array, possibly a view, written in place) when given, else a new array.
+    threshold (smooth edges, unlike nearest neighbour), kept as its tight crop.
+
+    The whole (H, W) uint8 resize is made (OpenCV, one transient array), but only the rows
+    and columns that the source's True pixels can reach are thresholded and kept: bilinear
+    output pixel y reads source rows floor(s) and floor(s) + 1, s = (y + 0.5) * h / H - 0.5,
+    so nothing outside the source box grown by one row and column can be True. Same pixels
+    as thresholding the whole resize (tests/models/test_segmenter.py).
+
+    Returns:
+        the :class:`models.mask.Mask` of the (H, W) result.
 
     Raises:
-        ValueError: ``out`` is not (H, W) bool.
+        ValueError: ``mask`` is not two-dimensional.
     """
     height, width = size
-    if out is not None and (out.shape != (height, width) or out.dtype != bool):
-        raise ValueError(f"out must be ({height}, {width}) bool, got {out.shape} {out.dtype}")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (h, w), got shape {mask.shape}")
     if mask.shape == (height, width):
-        if out is None:
-            return mask.astype(bool, copy=False)
-        out[...] = mask
-        return out
+        return Mask.from_array(mask)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return Mask.empty(height, width)
+    cols = np.flatnonzero(mask.any(axis=0))
     resized = cv2.resize(
         mask.astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR
     )
-    if out is None:
-        return resized >= 128
-    return np.greater_equal(resized, 128, out=out)
+    y0, y1 = _reach(rows[0], rows[-1], mask.shape[0], height)
+    x0, x1 = _reach(cols[0], cols[-1], mask.shape[1], width)
+    return tight(resized[y0:y1, x0:x1] >= 128, y0, x0, (height, width))
+
+
+def _reach(first: int, last: int, source: int, target: int) -> tuple[int, int]:
+    """[start, stop) of the target pixels a bilinear resize from ``source`` to ``target``
+    pixels can draw from source pixels ``first..last``, with one pixel to spare each side."""
+    scale = target / source
+    start = int(np.floor((first - 0.5) * scale - 0.5)) - 1
+    stop = int(np.ceil((last + 1.5) * scale - 0.5)) + 2
+    return max(start, 0), min(stop, target)

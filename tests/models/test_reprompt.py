@@ -9,6 +9,7 @@ from PIL import Image
 
 from models.detector import Detection
 from models.errors import BadPromptError
+from models.mask import Mask
 from models.vocabulary import UNSURE_LABEL, VOCABULARY
 from tests.models.conftest import open_photo
 
@@ -38,9 +39,10 @@ def test_point_gives_one_photo_size_mask_containing_the_point(service, photo):
     assert (result.width, result.height) == photo.size and result.mode == "point"
     assert result.prompt is None and len(result.objects) == 1
     obj = result.objects[0]
-    assert obj.mask.shape == (photo.height, photo.width) and obj.mask.dtype == bool
-    assert obj.mask[int(point[1]), int(point[0])], "the tapped pixel is in the mask"
-    assert obj.area == int(obj.mask.sum()) > 0
+    full = np.asarray(obj.mask)
+    assert full.shape == (photo.height, photo.width) and full.dtype == bool
+    assert full[int(point[1]), int(point[0])], "the tapped pixel is in the mask"
+    assert obj.area == int(full.sum()) > 0
     x0, y0, x1, y1 = obj.box
     assert x0 <= point[0] < x1 and y0 <= point[1] < y1
     assert obj.label in VOCABULARY if obj.named else obj.label == UNSURE_LABEL
@@ -179,7 +181,8 @@ def test_vocabulary_captions_are_encoded_once_per_process(service, photo):
 def test_point_without_cached_names_is_named_from_a_crop(service, photo, monkeypatch):
     mask = np.zeros((photo.height, photo.width), dtype=bool)
     mask[300:500, 400:700] = True  # the object under the tap: box (400, 300, 700, 500)
-    monkeypatch.setattr(service.segmenter, "segment_point", lambda *a, **k: (mask, 0.9))
+    tapped = Mask.from_array(mask)
+    monkeypatch.setattr(service.segmenter, "segment_point", lambda *a, **k: (tapped, 0.9))
     crops = []
 
     def detect_vocabulary(image, words, key=None):

@@ -79,20 +79,38 @@ def test_decoding_in_chunks_is_exact(service, monkeypatch):
             assert torch.equal(chunked[0], whole[0]) and torch.equal(chunked[1], whole[1])
 
 
-def test_masks_written_in_place():
-    """``upscale_mask(..., out=)`` writes into the given (H, W) bool array (a view of a batch
-    of masks) and returns it; the same mask as without ``out``; a wrong ``out`` is refused."""
+def test_upscaled_masks_are_the_tight_crop_of_the_whole_resize():
+    """``upscale_mask`` keeps only the tight box of the bilinear resize, and its pixels are
+    those of thresholding the whole resize (small and large objects, up- and downscaling,
+    objects touching the border, an empty mask)."""
+    import cv2
     import pytest
 
     from models.segmenter import upscale_mask
 
     rng = np.random.default_rng(0)
-    small = rng.random((30, 40)) > 0.5
-    batch = np.zeros((2, 75, 100), dtype=bool)
-    result = upscale_mask(small, (75, 100), out=batch[1])
-    assert result is batch[1] or np.shares_memory(result, batch)
-    assert np.array_equal(batch[1], upscale_mask(small, (75, 100))) and not batch[0].any()
-    same = np.zeros((30, 40), dtype=bool)
-    assert np.array_equal(upscale_mask(small, (30, 40), out=same), small)
+    cases = []
+    for size in [(75, 100), (3000, 4000), (20, 27)]:
+        for top, left, h, w in [(5, 7, 1, 1), (0, 0, 30, 40), (10, 3, 12, 20), (29, 39, 1, 1)]:
+            small = np.zeros((30, 40), dtype=bool)
+            small[top : top + h, left : left + w] = rng.random((h, w)) > 0.3
+            small[top, left] = True
+            cases.append((small, size))
+    cases.append((np.zeros((30, 40), dtype=bool), (75, 100)))
+    for small, (height, width) in cases:
+        whole = cv2.resize(small.astype(np.uint8) * 255, (width, height),
+                           interpolation=cv2.INTER_LINEAR) >= 128  # fmt: skip
+        mask = upscale_mask(small, (height, width))
+        assert mask.shape == (height, width)
+        assert np.array_equal(np.asarray(mask), whole)
+        assert mask.area == int(whole.sum())
+        if whole.any():
+            rows, cols = np.flatnonzero(whole.any(axis=1)), np.flatnonzero(whole.any(axis=0))
+            assert mask.box == (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+            assert mask.crop.shape == (rows[-1] + 1 - rows[0], cols[-1] + 1 - cols[0])
+        else:
+            assert mask.slices is None and mask.box == (0.0, 0.0, 0.0, 0.0)
+    same = rng.random((30, 40)) > 0.5
+    assert np.array_equal(np.asarray(upscale_mask(same, (30, 40))), same)
     with pytest.raises(ValueError):
-        upscale_mask(small, (75, 100), out=np.zeros((75, 100), dtype=np.uint8))
+        upscale_mask(np.zeros((2, 3, 4), dtype=bool), (10, 10))

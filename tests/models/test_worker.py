@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models.allocator import tune_allocator
 from models.errors import WeightsMissingError
-from models.worker import JobRequest, process_one, run_worker, tune_allocator
+from models.worker import JobRequest, process_one, run_worker
 from tests.models.conftest import open_photo
 
 
@@ -165,13 +166,13 @@ def test_point_job_completes_with_a_cutout_of_the_object(service):
     result, png = source.completed["re-1"]
     assert result.mode == "point" and len(result.objects) == 1
     obj = result.objects[0]
-    assert obj.mask[int(y), int(x)]
+    assert np.asarray(obj.mask)[int(y), int(x)]
     cutout = Image.open(io.BytesIO(png))
     x0, y0, x1, y1 = obj.box
     assert cutout.format == "PNG" and cutout.mode == "RGBA"
     assert cutout.size == (round(x1 - x0), round(y1 - y0))
     alpha = np.asarray(cutout)[..., 3]
-    assert np.array_equal(alpha > 0, obj.mask[int(y0) : int(y1), int(x0) : int(x1)])
+    assert np.array_equal(alpha > 0, np.asarray(obj.mask)[int(y0) : int(y1), int(x0) : int(x1)])
     assert result.to_json()["objects"][0]["named"] is obj.named
 
 

@@ -1,0 +1,139 @@
+"""A binary mask kept as the crop of its tight box.
+
+At 12 megapixels a photo-size bool mask is 12 MB; twenty of them (grounded mode's cap) were
+240 MB of the worker's peak memory, nearly all of it False. :class:`Mask` keeps only the
+rectangle around the True pixels and makes the photo-size array on demand
+(``np.asarray(mask)``), one object at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """A (height, width) bool mask whose True pixels all lie in ``crop``.
+
+    Attributes:
+        height, width: size of the whole mask (the photo), pixels.
+        top, left: position of ``crop``'s first row and column in the whole mask.
+        crop: (h, w) bool, the rows ``top:top+h`` and columns ``left:left+w``; every True
+            pixel of the mask is in it. Made by :meth:`from_array` and the segmenter, it is
+            the tight box (first and last row and column each hold a True pixel); (0, 0) for
+            an empty mask.
+
+    ``np.asarray(mask)`` gives the (height, width) bool array (a new one each time).
+    """
+
+    height: int
+    width: int
+    top: int
+    left: int
+    crop: np.ndarray
+
+    def __post_init__(self) -> None:
+        crop = self.crop
+        if crop.ndim != 2 or crop.dtype != bool:
+            raise ValueError(f"crop must be a 2-D bool array, got {crop.ndim}-D {crop.dtype}")
+        if not (0 <= self.top and self.top + crop.shape[0] <= self.height
+                and 0 <= self.left and self.left + crop.shape[1] <= self.width):  # fmt: skip
+            raise ValueError(
+                f"crop {crop.shape} at ({self.top}, {self.left}) is outside the "
+                f"({self.height}, {self.width}) mask"
+            )
+
+    @classmethod
+    def from_array(cls, array: np.ndarray) -> Mask:
+        """The mask of a (H, W) array (bool, or nonzero = True), cropped to its tight box.
+
+        Raises:
+            ValueError: ``array`` is not two-dimensional.
+        """
+        array = np.asarray(array)
+        if array.ndim != 2:
+            raise ValueError(f"mask must be 2-D (H, W), got shape {array.shape}")
+        return tight(array.astype(bool, copy=False), 0, 0, array.shape)
+
+    @classmethod
+    def empty(cls, height: int, width: int) -> Mask:
+        """An all-False (height, width) mask."""
+        return cls(height, width, 0, 0, np.zeros((0, 0), dtype=bool))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width), as a photo-size array's ``shape``."""
+        return self.height, self.width
+
+    @property
+    def slices(self) -> tuple[slice, slice] | None:
+        """(rows, cols) of ``crop`` in the whole mask; None for an empty mask."""
+        if self.crop.size == 0:
+            return None
+        return (slice(self.top, self.top + self.crop.shape[0]),
+                slice(self.left, self.left + self.crop.shape[1]))  # fmt: skip
+
+    @property
+    def area(self) -> int:
+        """Number of True pixels."""
+        return int(np.count_nonzero(self.crop))
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """Tight box (x0, y0, x1, y1) in pixels, x1/y1 exclusive; (0, 0, 0, 0) when empty.
+        Exact for a tight ``crop`` (as made here and by the segmenter)."""
+        if self.crop.size == 0:
+            return (0.0, 0.0, 0.0, 0.0)
+        h, w = self.crop.shape
+        return (float(self.left), float(self.top), float(self.left + w), float(self.top + h))
+
+    def to_array(self) -> np.ndarray:
+        """The (height, width) bool array (new, 1 byte per pixel)."""
+        return self.region(0, 0, self.height, self.width)
+
+    def region(self, top: int, left: int, bottom: int, right: int) -> np.ndarray:
+        """Rows ``top:bottom`` and columns ``left:right`` of the whole mask, (bottom - top,
+        right - left) bool (new), without making the whole mask.
+
+        Raises:
+            ValueError: the region is not inside the (height, width) mask.
+        """
+        if not (0 <= top <= bottom <= self.height and 0 <= left <= right <= self.width):
+            raise ValueError(f"region {(top, left, bottom, right)} is outside {self.shape}")
+        out = np.zeros((bottom - top, right - left), dtype=bool)
+        h, w = self.crop.shape
+        y0, y1 = max(self.top, top), min(self.top + h, bottom)
+        x0, x1 = max(self.left, left), min(self.left + w, right)
+        if y0 < y1 and x0 < x1:
+            out[y0 - top : y1 - top, x0 - left : x1 - left] = self.crop[
+                y0 - self.top : y1 - self.top, x0 - self.left : x1 - self.left
+            ]
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        full = self.to_array()
+        return full if dtype is None else full.astype(dtype, copy=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mask):
+            return NotImplemented
+        return self.shape == other.shape and np.array_equal(self.to_array(), other.to_array())
+
+
+def tight(region: np.ndarray, top: int, left: int, size: tuple[int, int]) -> Mask:
+    """The :class:`Mask` of a bool ``region`` placed at (top, left) of a mask of ``size``
+    (H, W), False elsewhere, cropped to the tight box of its True pixels (a copy).
+
+    Raises:
+        ValueError: ``region`` does not fit inside ``size`` at (top, left).
+    """
+    height, width = size
+    rows = np.flatnonzero(region.any(axis=1))
+    if rows.size == 0:
+        return Mask.empty(height, width)
+    cols = np.flatnonzero(region.any(axis=0))
+    crop = region[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+    return Mask(height, width, top + int(rows[0]), left + int(cols[0]), crop)
