@@ -255,9 +255,9 @@ def _start_runtime(app: Flask | None) -> _Runtime:
             from app import create_app
 
             app = create_app()
+        from models.allocator import tune_allocator
         from models.errors import ModelError
         from models.service import InferenceService
-        from models.worker import tune_allocator
 
         tune_allocator()
         name = worker_name()

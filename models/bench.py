@@ -200,8 +200,8 @@ def run(
     """
     import torch
 
+    from models.allocator import release_memory
     from models.overlay import encode_png, render_overlay
-    from models.worker import release_memory
 
     segmenter, detector = service.segmenter, service.detector
     big = {name: upscale_to_megapixels(p, megapixels) for name, p in photos.items()}
@@ -367,7 +367,7 @@ def _run_reference(
         with torch.inference_mode():
             seconds, records = timed(generator.generate, np.asarray(photo))
         stages["everything"].reference.append(seconds)
-        ours = [m.mask for m in service.segmenter.everything(photo)]
+        ours = [np.asarray(m.mask) for m in service.segmenter.everything(photo)]
         min_area = RECALL_MIN_AREA * photo.width * photo.height
         for record in records:
             if record["area"] < min_area:
@@ -531,9 +531,9 @@ def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
     loaded from the environment's config (``ServiceConfig.from_env``), then on each photo at
     ``megapixels`` a find-by-name job, an everything job and a tap, each drawn to its PNG, with
     the worker's allocator tuning and ``release_memory`` between jobs."""
+    from models.allocator import release_memory, tune_allocator
     from models.overlay import encode_png, render_cutout, render_overlay
     from models.service import InferenceService
-    from models.worker import release_memory, tune_allocator
 
     tune_allocator()
     service = InferenceService(replace(ServiceConfig.from_env(), num_threads=threads))
@@ -603,8 +603,8 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
         print(json.dumps(values), flush=True)
         return values
 
+    from models.allocator import tune_allocator
     from models.service import InferenceService
-    from models.worker import tune_allocator
 
     tune_allocator()
     threads = args.threads or int(os.environ.get("MODEL_NUM_THREADS") or 2)

@@ -6,10 +6,7 @@ The queue is abstract (:class:`JobSource`); the web app implements it on its dat
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
 
+from models.allocator import release_memory
 from models.errors import BadPromptError, ModelError
 
 if TYPE_CHECKING:
@@ -25,12 +23,6 @@ if TYPE_CHECKING:
     from models.service import InferenceService
 
 log = logging.getLogger(__name__)
-
-# glibc mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 1 << 30
-_TRIM_THRESHOLD = (1 << 31) - 1  # mallopt takes an int: the largest value, ~2 GiB
 
 ANALYSIS_SHARE = 0.9  # progress fraction reached when analysis ends and drawing starts
 
@@ -227,41 +219,3 @@ def run_worker(
             stop.wait(poll_interval)
     log.info("worker stopping after %d job(s)", handled)
     return handled
-
-
-def tune_allocator() -> None:
-    """Tell glibc malloc to keep large blocks instead of returning them to the OS.
-
-    ``mallopt(M_MMAP_THRESHOLD, 1 GiB)`` and ``mallopt(M_TRIM_THRESHOLD, ~2 GiB)``, the ctypes
-    equivalent of ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``: PyTorch's large,
-    short-lived CPU tensors otherwise page-fault constantly (MEASUREMENTS.md: the MobileSAM
-    encoder 2.24 s -> 1.00 s, Grounding DINO at 800x1066 13.98 s -> 8.61 s). Freed memory
-    stays with the process for reuse. No-op where glibc is absent.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        log.info("no glibc mallopt; allocator left as is")
-        return
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    ok = mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD) and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-    log.info("glibc malloc tuned (mmap threshold 1 GiB): %s", "ok" if ok else "refused")
-
-
-def release_memory() -> None:
-    """Give the memory freed by the last job back to the OS (glibc ``malloc_trim(0)``).
-
-    With :func:`tune_allocator`'s high trim threshold, freed blocks stay in the heap so that
-    one job's large tensors are reused without page faults; between jobs they only inflate
-    the worker's resident memory. No-op where glibc is absent.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

@@ -32,8 +32,8 @@ def service(service_config: ServiceConfig):
     drop every mask; the filters are switched off and the grid made small (4x4) so the tests
     see masks and stay fast. The pipeline code is the production one.
     """
+    from models.allocator import tune_allocator
     from models.service import InferenceService
-    from models.worker import tune_allocator
 
     tune_allocator()  # as the worker does: several times fewer page faults in PyTorch
     svc = InferenceService(service_config)
