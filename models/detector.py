@@ -20,6 +20,7 @@ from PIL import Image
 from torchvision.ops import batched_nms, box_convert
 
 from models import deformable
+from models.allocator import drop_file_pages
 from models.errors import BadPromptError, ModelError
 from models.precision import autocast, autocast_dtype, store_for_autocast
 from models.vocabulary import caption_of, chunk_words
@@ -78,6 +79,7 @@ class GroundingDinoDetector:
         max_detections: int = MAX_DETECTIONS,
         cache_size: int = 4,
         precision: str = "auto",
+        weights_files: Sequence[Path] = (),
     ) -> None:
         """Wrap a loaded model (moved to ``device``, eval mode) and its processor;
         ``cache_size`` photos' backbone features (~25 MB each at 640 px) are kept.
@@ -88,14 +90,22 @@ class GroundingDinoDetector:
         4.8 s -> 2.4 s for one 512x768 pass on one thread) while keeping the boxes (test:
         tests/models/test_detector_precision.py). The linear and convolution weights are
         then stored in bfloat16, which autocast would round them to anyway: same boxes,
-        ~300 MB less memory (:func:`models.precision.store_for_autocast`).
+        ~300 MB less memory (:func:`models.precision.store_for_autocast`);
+        ``weights_files``, the safetensors files the model was loaded from (by ``mmap``),
+        have the file pages read for that copy dropped from resident memory
+        (:func:`models.allocator.drop_file_pages`).
 
         Raises:
             ValueError: unknown precision.
         """
         self.model = model.to(device).eval()
+        self.weights_files: list[Path] = list(weights_files)
         self.autocast_dtype = autocast_dtype(precision, device)
-        store_for_autocast(self.model, self.autocast_dtype)
+        # BERT's word embeddings (94 MB in float32) stay on the weights file's mapping: a
+        # caption reads only its tokens' rows, so only those pages become resident.
+        words = _word_embeddings(self.model)
+        if store_for_autocast(self.model, self.autocast_dtype, keep=words):
+            drop_file_pages(self.weights_files)
         self.processor = processor
         self.device = torch.device(device)
         self.box_threshold = box_threshold
@@ -139,7 +149,8 @@ class GroundingDinoDetector:
             if bars:
                 hf_logging.enable_progress_bar()
         log.info("Grounding DINO loaded from %s on %s", path, device)
-        return cls(model, processor, device=device, **kwargs)
+        files = sorted(Path(path).glob("*.safetensors"))
+        return cls(model, processor, device=device, weights_files=files, **kwargs)
 
     def _encode_text(self, phrases: Sequence[str]) -> tuple[str, np.ndarray]:
         """Caption "cat. ball." and, per token, the index of its phrase (-1 for none).
@@ -333,6 +344,14 @@ class GroundingDinoDetector:
         for cached in list(self._backbone_cache.entries):
             if cached.startswith(f"{key}@"):
                 self._backbone_cache.forget(cached)
+
+
+def _word_embeddings(model: Any) -> tuple[torch.Tensor, ...]:
+    """BERT's word-embedding table of a Grounding DINO model, or () if it has none."""
+    text = getattr(getattr(model, "model", None), "text_backbone", None)
+    table = getattr(getattr(getattr(text, "embeddings", None), "word_embeddings", None),
+                    "weight", None)  # fmt: skip
+    return (table,) if isinstance(table, torch.Tensor) else ()
 
 
 class BackboneCache:

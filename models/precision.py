@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,9 @@ def autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.Abstract
     return torch.autocast(device_type, dtype=dtype)
 
 
-def store_for_autocast(model: torch.nn.Module, dtype: torch.dtype | None) -> int:
+def store_for_autocast(
+    model: torch.nn.Module, dtype: torch.dtype | None, keep: Collection[torch.Tensor] = ()
+) -> int:
     """Store the weights and biases of ``model``'s linear and convolution layers in ``dtype``
     (the autocast dtype), in place; every other parameter and buffer stays as it is, in
     memory of its own. No-op when ``dtype`` is None (float32).
@@ -89,13 +92,16 @@ def store_for_autocast(model: torch.nn.Module, dtype: torch.dtype | None) -> int
     position tables) feed float32 ops and keep float32. The model must then only run under
     autocast to ``dtype``: outside it, float32 inputs meet bfloat16 weights and fail.
 
-    Every float32 tensor is copied into memory of its own, so nothing keeps the weights
-    file's mapping (``safetensors`` loads by ``mmap``), whose pages would otherwise stay
-    resident beside the bfloat16 copies.
+    Every other float32 tensor is copied into memory of its own, except those in ``keep``,
+    which stay where they are: weights loaded by ``mmap`` (safetensors) keep only ``keep`` on
+    the file mapping, and :func:`models.allocator.drop_file_pages` can then release the file
+    pages read for the copies.
 
     Args:
         model: a module in eval mode, on CPU or another device.
         dtype: e.g. ``torch.bfloat16``, or None.
+        keep: parameters to leave untouched (not converted, not copied), e.g. a large
+            embedding table of which each call reads a few rows.
 
     Returns:
         The number of tensors converted to ``dtype``.
@@ -110,8 +116,8 @@ def store_for_autocast(model: torch.nn.Module, dtype: torch.dtype | None) -> int
         for module in model.modules():
             own = (module.named_parameters(recurse=False), module.named_buffers(recurse=False))
             for name, tensor in (pair for named in own for pair in named):
-                if tensor is None or id(tensor) in seen:  # tied weights: once
-                    continue
+                if tensor is None or id(tensor) in seen or any(tensor is k for k in keep):
+                    continue  # tied weights: once
                 seen.add(id(tensor))
                 if isinstance(module, matmul) and name in ("weight", "bias"):
                     tensor.data = tensor.data.to(dtype)

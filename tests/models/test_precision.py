@@ -93,3 +93,51 @@ def test_a_cpu_service_keeps_triton_out():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def _mapping_kb(path, field: str) -> int:
+    """Sum of ``field`` (e.g. "Rss", "Anonymous") over this process's mappings of ``path``."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and len(head[1]) == 4:
+            inside = len(head) == 6 and head[5].strip() == str(path.resolve())
+        elif inside and line.startswith(field + ":"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_drop_file_pages_releases_read_pages_and_spares_written_ones(tmp_path):
+    """Pages of a private file mapping that were only read leave the resident set and read
+    back the same; a mapping with a written (copy-on-write) page is left alone."""
+    import numpy as np
+
+    from models.allocator import drop_file_pages
+
+    values = np.arange(4 << 20, dtype=np.float32)  # 16 MB
+    path = tmp_path / "weights.bin"
+    values.tofile(path)
+    mapped = np.memmap(path, dtype=np.float32, mode="c")  # MAP_PRIVATE, as torch maps
+    assert float(mapped.sum()) == float(values.sum())  # every page read
+    assert _mapping_kb(path, "Rss") >= 15 * 1024
+    assert drop_file_pages([path]) == mapped.nbytes
+    assert _mapping_kb(path, "Rss") < 1024
+    assert np.array_equal(mapped, values)  # read back from the file
+    mapped[123] = -1.0  # a page of our own now (copy-on-write)
+    assert _mapping_kb(path, "Anonymous") > 0
+    assert drop_file_pages([path]) == 0
+    assert mapped[123] == -1.0
+    assert drop_file_pages([tmp_path / "not-mapped.bin"]) == 0
+
+
+def test_detector_in_bfloat16_leaves_only_the_word_embeddings_on_the_weights_file(
+    grounding_dino_dir,
+):
+    stored = GroundingDinoDetector.from_pretrained(grounding_dino_dir, precision="bfloat16")
+    files = stored.weights_files
+    assert files and all(f.suffix == ".safetensors" for f in files)
+    words = stored.model.model.text_backbone.embeddings.word_embeddings.weight
+    assert words.dtype == torch.float32
+    size_kb = sum(f.stat().st_size for f in files) // 1024
+    resident = sum(_mapping_kb(f, "Rss") for f in files)
+    assert resident < size_kb // 2, (resident, size_kb)
