@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
+from models.allocator import release_memory
 from models.config import ServiceConfig
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
 from models.naming import UNNAMED, Name, name_boxes
@@ -147,8 +148,9 @@ class InferenceService:
 
         Returns:
             AnalysisResult at photo size (width/height after EXIF orientation); masks (H, W)
-            bool; boxes xyxy photo pixels. Everything: largest first, each a vocabulary word
-            (``named``) or "something?"; grounded: phrase labels, highest score first.
+            (:class:`models.mask.Mask`, each kept as its tight crop); boxes xyxy photo
+            pixels. Everything: largest first, each a vocabulary word (``named``) or
+            "something?"; grounded: phrase labels, highest score first.
             Everything mode without Grounding DINO weights still works; all its objects are
             then "something?" (logged as a warning).
 
@@ -222,7 +224,7 @@ class InferenceService:
 
         Returns:
             AnalysisResult (mode "point", prompt None) with exactly one object: mask (H, W)
-            bool at photo size, its tight box, score = SAM's predicted IoU, label a vocabulary
+            at photo size, its tight box, score = SAM's predicted IoU, label a vocabulary
             word (``named``) or "something?". ``timings`` has "mask" (to the mask) and "name".
 
         Raises:
@@ -241,14 +243,13 @@ class InferenceService:
                 timings["load"] = time.perf_counter() - start
             import torch
 
-            from models.segmenter import mask_box
-
             report(0.1, "cutting out")
             t0 = time.perf_counter()
             with torch.inference_mode():
                 mask, score = self.segmenter.segment_point(photo, (x, y), key=key)
-                box = mask_box(mask)
+                box = mask.box
                 timings["mask"] = time.perf_counter() - t0
+                release_memory()
                 report(0.5, "finding its name")
                 t0 = time.perf_counter()
                 name = self._point_name(photo, box, key, timings)
@@ -259,7 +260,7 @@ class InferenceService:
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
         obj = ObjectResult(
-            label=name.label, score=score, box=box, mask=mask, area=int(mask.sum()),
+            label=name.label, score=score, box=box, mask=mask, area=mask.area,
             color=color_for(0), named=name.named,
         )  # fmt: skip
         log.info(
@@ -294,6 +295,7 @@ class InferenceService:
         t0 = time.perf_counter()
         masks = self.segmenter.everything(photo, embedding=embedding)
         timings["masks"] = time.perf_counter() - t0
+        release_memory()  # the decoder's freed candidates, before Grounding DINO's pass
         report(0.6, "finding their names")
         t0 = time.perf_counter()
         names = self._names_for(photo, [m.box for m in masks], key, report, timings)
@@ -416,6 +418,7 @@ class InferenceService:
         timings["detect"] = time.perf_counter() - t0
         if not detections:
             return []
+        release_memory()  # Grounding DINO's freed activations, before the image encoder's
         report(0.6, "outlining what was found")
         t0 = time.perf_counter()
         embedding = self.segmenter.embed(photo, key)
@@ -432,7 +435,7 @@ class InferenceService:
                     score=detection.score,
                     box=detection.box,
                     mask=mask,
-                    area=int(mask.sum()),
+                    area=mask.area,
                     color=color_for(i),
                 )
             )
