@@ -50,7 +50,7 @@ def _label_anchor(mask: Mask, box: Sequence[float]) -> tuple[float, float]:
     if not small.any():
         ys, xs = np.nonzero(mask.crop)
         return float(xs.mean() + mask.left), float(ys.mean() + mask.top)
-    # Padded with one False sample: the tight crop's neighbouring samples are False too.
+    # Padded with one False sample: outside its crop the mask is False.
     dist = cv2.distanceTransform(np.pad(small, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
     return (float(mask.left + first_x + x * step + step / 2),
