@@ -210,7 +210,7 @@ def run(
         "encoder", "decoder_point_lowres", "decoder_point", "decoder_5_boxes", "reprompt_point",
         "reprompt_words", "detector", "detector_vocabulary", "grounded", "grounded_per_phrase",
         "everything_masks",
-        "everything_names", "everything", "render_png",
+        "everything_names", "everything", "everything_unfiltered", "render_png",
     )}  # fmt: skip
     extra: dict[str, Any] = {}
 
@@ -276,6 +276,24 @@ def run(
                 photo12, result)[0])  # fmt: skip
             extra.setdefault("everything_objects", []).append(len(result.objects))
             extra.setdefault("everything_named", []).append(sum(o.named for o in result.objects))
+            if not result.objects:
+                # Random weights: the quality filters keep no mask, so nothing after them
+                # runs. With SAM's IoU and stability filters off they keep up to max_masks
+                # (ragged) masks, which are upsampled, named by the vocabulary pass and drawn:
+                # all of everything mode's work, on more and raggeder masks than trained
+                # weights give.
+                settings = segmenter.everything_settings
+                segmenter.everything_settings = replace(
+                    settings, pred_iou_thresh=0.0, stability_score_thresh=0.0)  # fmt: skip
+                try:
+                    seconds, (unfiltered, _) = timed(
+                        end_to_end, stored[name], "everything", None, key + "-unfiltered")
+                finally:
+                    segmenter.everything_settings = settings
+                service.forget(key + "-unfiltered")
+                stages["everything_unfiltered"].ours.append(seconds)
+                extra.setdefault("unfiltered_objects", []).append(len(unfiltered.objects))
+                del unfiltered
             # Asking again about the same photo: a tap, then new words.
             tap = service.segment_point(
                 photo12, (photo12.width / 3, photo12.height / 2), key=key + "-all")
@@ -437,6 +455,7 @@ TABLE_ROWS = [
     ("everything_masks", "everything mode: encoder + masks", ""),
     ("everything_names", "everything mode: naming (vocabulary)", ""),
     ("everything", "everything mode, 12 MP, end to end (overlay PNG)", "AMG defaults, 32x32"),
+    ("everything_unfiltered", "  filters off (random weights: masks kept, named, drawn)", ""),
     ("render_png", "  of which overlay + PNG, 12 MP", ""),
     ("reprompt_point", "asking again: a tap, to the mask (cached)", ""),
     ("reprompt_words", "asking again: new words (cached embedding)", ""),
@@ -471,6 +490,9 @@ def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -
              if "peak_rss_with_reference_mb" in extra else ""))  # fmt: skip
     print(f"everything mode objects per photo: {extra.get('everything_objects')}, named: "
           f"{extra.get('everything_named')}")
+    if extra.get("unfiltered_objects"):
+        print(f"everything mode with the IoU and stability filters off, objects per photo: "
+              f"{extra['unfiltered_objects']} (each upsampled, named and drawn)")
     recall = None
     if "recall_total" in extra:
         total, hits = extra["recall_total"], extra["recall_hits"]
@@ -504,6 +526,7 @@ def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -
         "everything_masks_s": med("everything_masks"),
         "everything_names_s": med("everything_names"),
         "everything_with_names_estimate_s": estimate,
+        "everything_unfiltered_s": med("everything_unfiltered"),
         "reprompt_s": med("reprompt_point"),
         "reprompt_words_s": med("reprompt_words"),
         "encoder_s": med("encoder"),

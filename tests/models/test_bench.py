@@ -28,3 +28,30 @@ def test_bench_prints_a_table_and_a_json_line(service, tmp_path, capsys):
     assert values["everything_reference_s"] > 0  # the reference ran on the same weights
     assert any("recall" in line for line in lines), "the recall check says what it found"
     assert any(line.startswith("weights: random") for line in lines)
+
+
+def test_bench_times_everything_mode_with_its_filters_off_when_they_keep_nothing(
+    service, tmp_path, capsys
+):
+    """With SAM's IoU and stability filters on, random weights keep no mask, so the
+    benchmark also times everything mode with them off: masks kept, named and drawn."""
+    from dataclasses import replace
+
+    open_photo("dog.jpg").convert("RGB").resize((320, 213)).save(tmp_path / "dog.jpg")
+    segmenter = service.segmenter
+    settings = segmenter.everything_settings
+    segmenter.everything_settings = replace(settings, pred_iou_thresh=0.86,
+                                            stability_score_thresh=0.92)  # fmt: skip
+    try:
+        values = main(
+            ["--quick", "--no-reference", "--photos", str(tmp_path), "--megapixels", "0.1"],
+            service=service,
+        )
+    finally:
+        segmenter.everything_settings = settings
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert values["everything_with_names_estimate_s"] > 0  # the filters kept nothing
+    assert values["everything_unfiltered_s"] > 0
+    kept = next(line for line in lines if "filters off, objects per photo" in line)
+    counts = json.loads(kept.split("objects per photo: ", 1)[1].split(" (")[0])
+    assert counts and all(count > 0 for count in counts), kept
