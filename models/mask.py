@@ -113,6 +113,30 @@ class Mask:
             ]
         return out
 
+    def resized(self, height: int, width: int) -> Mask:
+        """The mask scaled to (height, width) by nearest neighbour (each new pixel takes the
+        value of the old pixel its centre falls in), made from the crop alone.
+
+        Raises:
+            ValueError: a size below 1.
+        """
+        if height < 1 or width < 1:
+            raise ValueError(f"size must be at least 1x1, got {(height, width)}")
+        if self.crop.size == 0:
+            return Mask.empty(height, width)
+        sy, sx = height / self.height, width / self.width
+        h, w = self.crop.shape
+        top, left = int(self.top * sy), int(self.left * sx)
+        bottom = min(height, int(np.ceil((self.top + h) * sy)))
+        right = min(width, int(np.ceil((self.left + w) * sx)))
+        # Centre of each new pixel, in old pixels, relative to the crop.
+        rows = np.floor((np.arange(top, bottom) + 0.5) / sy).astype(int) - self.top
+        cols = np.floor((np.arange(left, right) + 0.5) / sx).astype(int) - self.left
+        rows_ok, cols_ok = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
+        region = np.zeros((len(rows), len(cols)), dtype=bool)
+        region[np.ix_(rows_ok, cols_ok)] = self.crop[np.ix_(rows[rows_ok], cols[cols_ok])]
+        return tight(region, top, left, (height, width))
+
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         full = self.to_array()
         return full if dtype is None else full.astype(dtype, copy=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from models.mask import Mask
 from models.result import ObjectResult
 
+PREVIEW_SIDE = 1024  # long side of render_preview's picture, px (a phone or tablet screen)
 TINT_ALPHA = 0.45  # weight of the object's colour over the photo inside its mask
 _NUMBERED = re.compile(r"^object (\d+)$")
 
@@ -58,7 +60,11 @@ def _label_anchor(mask: Mask, box: Sequence[float]) -> tuple[float, float]:
 
 
 def render_overlay(
-    image: Image.Image, objects: Sequence[ObjectResult], *, scores: bool = True
+    image: Image.Image,
+    objects: Sequence[ObjectResult],
+    *,
+    scores: bool = True,
+    labels: bool = True,
 ) -> Image.Image:
     """Return an RGB copy of ``image`` (W x H) with the objects drawn on it.
 
@@ -67,6 +73,7 @@ def render_overlay(
         objects: results; larger objects are painted first so smaller ones stay visible.
         scores: add the score to named labels ("cat 0.87"; grounded mode) or not ("cat";
             everything mode, whose scores are mask quality, not naming confidence).
+        labels: draw the labels (False: colours and outlines only, as in a preview).
 
     Returns:
         RGB PIL image of size W x H: each mask blended with its colour (alpha 0.45; where
@@ -114,12 +121,48 @@ def render_overlay(
         contours = [cv2.approxPolyDP(c, thickness / 2, True) for c in contours]
         cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in obj.color), thickness)
     out = Image.fromarray(canvas)
+    if not labels:
+        return out
     draw = ImageDraw.Draw(out)
     font = ImageFont.load_default(size=font_size)
     placed: list[tuple[float, float, float, float]] = []
     for obj in sorted(objects, key=lambda o: o.area):  # small objects pick their spot first
         _draw_label(draw, font, label_text(obj, scores=scores), obj, (width, height), placed)
     return out
+
+
+def render_preview(
+    image: Image.Image, objects: Sequence[ObjectResult], *, long_side: int = PREVIEW_SIDE
+) -> Image.Image:
+    """A quick picture of the objects found so far: the photo at screen size (at most
+    ``long_side`` px on its long side), each mask tinted and outlined in its colour, no labels
+    (everything mode shows it while the names are still being found).
+
+    At 12 megapixels the full overlay costs ~0.6 s; at 1024 px this is a few tens of ms.
+
+    Args:
+        image: the photo as analysed (RGB, W x H; masks must be (H, W)).
+        objects: the objects, masks at photo size.
+
+    Returns:
+        RGB PIL image, the photo's aspect ratio, long side min(``long_side``, photo's).
+
+    Raises:
+        ValueError: a mask's shape is not (H, W).
+    """
+    width, height = image.size
+    for obj in objects:
+        if obj.mask.shape != (height, width):
+            raise ValueError(f"mask shape {obj.mask.shape} != photo (H, W) {(height, width)}")
+    scale = min(1.0, long_side / max(width, height))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    scaled = [
+        replace(o, mask=o.mask.resized(size[1], size[0]),
+                box=tuple(v * scale for v in o.box))  # type: ignore[arg-type]
+        for o in objects
+    ]  # fmt: skip
+    return render_overlay(small, scaled, scores=False, labels=False)
 
 
 def _draw_label(

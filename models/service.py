@@ -32,7 +32,7 @@ from models.naming import UNNAMED, Name, name_boxes
 from models.palette import color_for
 from models.prompts import parse_prompt
 from models.result import AnalysisResult, ObjectResult
-from models.vocabulary import VOCABULARY
+from models.vocabulary import UNSURE_LABEL, VOCABULARY
 
 if TYPE_CHECKING:
     from models.detector import Detection, GroundingDinoDetector
@@ -134,6 +134,7 @@ class InferenceService:
         *,
         key: str | None = None,
         progress: Progress | None = None,
+        preview: Callable[[list[ObjectResult]], None] | None = None,
     ) -> AnalysisResult:
         """Find, mask, colour and name the objects of a photo.
 
@@ -145,6 +146,9 @@ class InferenceService:
                 DINO backbone features and vocabulary detections are kept in small LRUs for
                 later calls (re-prompts). None: computed for this call only.
             progress: called as progress(fraction 0-1, stage text) between stages.
+            preview: everything mode only: called once with the objects as soon as their
+                masks exist, before Grounding DINO names them (each "something?", not
+                ``named``; colours as in the result), so a caller can show them meanwhile.
 
         Returns:
             AnalysisResult at photo size (width/height after EXIF orientation); masks (H, W)
@@ -179,7 +183,7 @@ class InferenceService:
             weights = {"mobile_sam": self.weights["mobile_sam"]}
             with torch.inference_mode():
                 if phrases is None:
-                    objects = self._everything(photo, key, report, timings)
+                    objects = self._everything(photo, key, report, timings, preview)
                 else:
                     objects = self._grounded(photo, phrases, key, report, timings)
             if "grounding_dino" in self.weights:  # loaded: it found (grounded) or named
@@ -284,7 +288,12 @@ class InferenceService:
                 del self._names[cached]
 
     def _everything(
-        self, photo: Image.Image, key: str | None, report: Progress, timings: dict[str, float]
+        self,
+        photo: Image.Image,
+        key: str | None,
+        report: Progress,
+        timings: dict[str, float],
+        preview: Callable[[list[ObjectResult]], None] | None = None,
     ) -> list[ObjectResult]:
         assert self.segmenter is not None
         report(0.1, "looking at the photo")
@@ -296,6 +305,14 @@ class InferenceService:
         masks = self.segmenter.everything(photo, embedding=embedding)
         timings["masks"] = time.perf_counter() - t0
         release_memory()  # the decoder's freed candidates, before Grounding DINO's pass
+        if preview is not None and masks:
+            t0 = time.perf_counter()
+            preview([
+                ObjectResult(label=UNSURE_LABEL, score=m.score, box=m.box, mask=m.mask,
+                             area=m.area, color=color_for(i), named=False)
+                for i, m in enumerate(masks)
+            ])  # fmt: skip
+            timings["preview"] = time.perf_counter() - t0
         report(0.6, "finding their names")
         t0 = time.perf_counter()
         names = self._names_for(photo, [m.box for m in masks], key, report, timings)

@@ -70,6 +70,9 @@ class JobSource(Protocol):
         """Mark the job failed with a reason a person can read."""
         ...
 
+    # Optional: ``preview(job_id, png)`` stores a first picture of a running everything-mode
+    # job (its masks, before the names; see :func:`process_one`). Sources without it get none.
+
 
 def process_one(source: JobSource, service: InferenceService) -> bool:
     """Claim and handle one job.
@@ -77,7 +80,10 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     Returns:
         True if a job was claimed (whatever its outcome), False if the queue was empty.
 
-    Progress goes 0-0.9 during analysis, 0.9 while drawing; ``complete`` means 1.0.
+    Progress goes 0-0.9 during analysis, 0.9 while drawing; ``complete`` means 1.0. An
+    everything-mode analysis whose source has ``preview(job_id, png)`` hands it a PNG of the
+    masks at screen size (``models.overlay.render_preview``) as soon as they exist, while
+    Grounding DINO still names them (~3-4 s of a ~7 s job); a failed preview is logged only.
 
     Never raises for a job: a ``ModelError`` becomes ``source.fail(job_id, str(e))``; any
     other exception is logged with its traceback and becomes ``source.fail(job_id,
@@ -100,8 +106,17 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
         if fraction < 1.0:
             report(ANALYSIS_SHARE * max(0.0, fraction), stage)
 
+    store_preview = getattr(source, "preview", None)
+
+    def preview(png: bytes) -> None:
+        try:
+            store_preview(job.job_id, png)  # type: ignore[misc]
+        except Exception:  # a missed preview must not lose the job
+            log.warning("job %s: preview not stored", job.job_id, exc_info=True)
+
     try:
-        result, png = _run_job(job, service, report, analysis_progress)
+        result, png = _run_job(job, service, report, analysis_progress,
+                               preview if store_preview is not None else None)  # fmt: skip
     except ModelError as exc:
         log.info("job %s failed: %s", job.job_id, exc)
         _fail(source, job.job_id, str(exc))
@@ -129,6 +144,7 @@ def _run_job(
     service: InferenceService,
     report: Callable[[float, str], None],
     analysis_progress: Callable[[float, str], None],
+    preview: Callable[[bytes], None] | None = None,
 ) -> tuple[AnalysisResult, bytes]:
     """Run one job by its kind and draw its picture.
 
@@ -140,7 +156,7 @@ def _run_job(
     Raises:
         ModelError: from the service, an unknown kind, or params that are not a point/prompt.
     """
-    from models.overlay import encode_png, render_cutout, render_overlay
+    from models.overlay import encode_png, render_cutout, render_overlay, render_preview
     from models.service import upright  # the photo as the service analysed it
 
     started = time.perf_counter()
@@ -157,7 +173,14 @@ def _run_job(
                 raise BadPromptError('Please type what to look for, for example "cat, ball".')
         else:
             mode, prompt = job.mode, job.prompt
-        result = service.analyze(job.image, mode, prompt, key=job.key, progress=analysis_progress)
+        show = None
+        if preview is not None and mode == "everything":
+
+            def show(objects: list[Any]) -> None:
+                preview(encode_png(render_preview(upright(job.image), objects)))
+
+        result = service.analyze(job.image, mode, prompt, key=job.key,
+                                 progress=analysis_progress, preview=show)  # fmt: skip
         report(ANALYSIS_SHARE, "drawing the picture")
         overlay = render_overlay(upright(job.image), result.objects, scores=mode == "grounded")
         png = encode_png(overlay)

@@ -61,3 +61,22 @@ def test_object_results_take_an_array_or_a_mask():
     same = ObjectResult("cat", 0.9, obj.box, obj.mask, obj.area, (1, 2, 3))
     assert same.mask is obj.mask
     assert obj.to_json()["mask"] == same.to_json()["mask"]
+
+
+def test_resized_masks_take_the_nearest_pixel():
+    """``Mask.resized`` from the crop equals nearest-neighbour resizing of the whole array
+    (each new pixel takes the old pixel its centre falls in)."""
+    rng = np.random.default_rng(0)
+    full = np.zeros((300, 400), dtype=bool)
+    full[40:200, 90:310] = rng.random((160, 220)) > 0.4
+    mask = Mask.from_array(full)
+    for height, width in [(75, 100), (300, 400), (31, 17), (600, 800), (299, 401)]:
+        rows = np.floor((np.arange(height) + 0.5) / (height / 300)).astype(int)
+        cols = np.floor((np.arange(width) + 0.5) / (width / 400)).astype(int)
+        want = full[np.ix_(rows, cols)]
+        got = mask.resized(height, width)
+        assert got.shape == (height, width)
+        assert np.array_equal(np.asarray(got), want), (height, width)
+    assert Mask.empty(5, 5).resized(2, 2) == Mask.empty(2, 2)
+    with pytest.raises(ValueError):
+        mask.resized(0, 10)

@@ -127,3 +127,22 @@ def test_cutout_is_the_objects_box_with_transparent_background():
     assert (pixels[..., :3][mask[y0:y1, x0:x1]] == (10, 200, 30)).all()
     empty = ObjectResult("something?", 0.0, (0, 0, 0, 0), np.zeros((48, 64), bool), 0, (0, 0, 0))
     assert render_cutout(photo, empty).size == (1, 1)
+
+
+def test_preview_is_the_overlay_at_screen_size_without_labels():
+    from models.overlay import render_preview
+
+    photo = Image.new("RGB", (3000, 2000), (120, 120, 120))
+    mask = np.zeros((2000, 3000), dtype=bool)
+    mask[500:1500, 1000:2500] = True
+    obj = ObjectResult("cat", 0.9, mask_box(mask), mask, int(mask.sum()), (255, 0, 0))
+    picture = render_preview(photo, [obj], long_side=600)
+    assert picture.size == (600, 400)
+    pixels = np.asarray(picture)
+    inside, outside = pixels[200, 300], pixels[20, 20]
+    assert inside[0] > inside[1] + 50, "tinted in the object's colour"
+    assert tuple(outside) == (120, 120, 120)
+    # No label: the middle of the object is tint only (a label would put white text there).
+    assert not (pixels[150:250, 250:350] == 255).all(axis=-1).any()
+    small = Image.new("RGB", (300, 200))
+    assert render_preview(small, [], long_side=600).size == (300, 200)

@@ -200,3 +200,41 @@ def test_bad_reprompts_fail_with_a_readable_reason(service, kind, params, reason
     source = FakeSource([reprompt(Image.new("RGB", (64, 48)), kind, params)])
     assert process_one(source, service) is True
     assert reason in source.failed["re-1"] and source.completed == {}
+
+
+class PreviewSource(FakeSource):
+    """A source that also stores previews (or fails to, with ``fail_preview``)."""
+
+    def __init__(self, jobs: list[JobRequest], *, fail_preview: bool = False) -> None:
+        super().__init__(jobs)
+        self.previews: list[tuple[str, bytes, bool]] = []  # (job, png, was it before complete)
+        self.fail_preview = fail_preview
+
+    def preview(self, job_id: str, png: bytes) -> None:
+        if self.fail_preview:
+            raise OSError("disk full")
+        self.previews.append((job_id, png, job_id not in self.completed))
+
+
+def test_everything_jobs_show_their_masks_before_the_names(service):
+    """A source with ``preview`` gets one PNG of the masks at screen size before the job
+    completes; find-by-name jobs (no naming pass to wait for) and taps get none."""
+    photo = open_photo("bears.jpg").convert("RGB")
+    source = PreviewSource([job(photo, "everything", job_id="all"),
+                            job(photo, "grounded", "bear", job_id="named")])  # fmt: skip
+    assert process_one(source, service) and process_one(source, service)
+    assert source.failed == {} and set(source.completed) == {"all", "named"}
+    assert [(job_id, before) for job_id, _, before in source.previews] == [("all", True)]
+    picture = Image.open(io.BytesIO(source.previews[0][1]))
+    assert picture.format == "PNG" and max(picture.size) <= 1024
+    assert abs(picture.width / picture.height - photo.width / photo.height) < 0.01
+    # The preview's pixels differ from the plain photo where the masks are tinted.
+    plain = np.asarray(photo.resize(picture.size), dtype=np.int16)
+    assert np.abs(np.asarray(picture.convert("RGB"), dtype=np.int16) - plain).max() > 50
+
+
+def test_a_preview_that_cannot_be_stored_does_not_fail_the_job(service):
+    photo = open_photo("dog.jpg").convert("RGB")
+    source = PreviewSource([job(photo, "everything")], fail_preview=True)
+    assert process_one(source, service) is True
+    assert source.failed == {} and "job-1" in source.completed
