@@ -204,6 +204,12 @@ class BeatingSource:
         """The wrapped ``progress`` (fraction 0-1)."""
         self.source.progress(job_id, fraction, stage)
 
+    def preview(self, job_id: str, png: bytes) -> None:
+        """The wrapped ``preview`` (a running job's first picture), if it has one."""
+        store = getattr(self.source, "preview", None)
+        if store is not None:
+            store(job_id, png)
+
     def complete(self, job_id: str, result: Any, overlay_png: bytes) -> None:
         """The wrapped ``complete``; then the job is counted as finished."""
         try:

@@ -16,7 +16,7 @@ import socket
 from datetime import timedelta
 from typing import Protocol
 
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from PIL import Image
 from sqlalchemy import case, func, select, update
 
@@ -35,7 +35,8 @@ MODES = ("everything", "grounded")
 MAX_ATTEMPTS = 2
 
 ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.png", "objects.json", "thumb.jpg"
-FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB)
+PREVIEW = "preview.png"  # everything mode's masks before their names, while the job runs
+FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB, PREVIEW)
 #: Job kinds: the photo's own analysis, and re-prompts on its cached image embedding.
 KINDS = ("analyse", "point", "words")
 
@@ -139,9 +140,17 @@ def delete_photo(photo: Photo) -> None:
 
 
 def serialize_job(job: Job) -> dict:
-    """Return the API view of a job: id, photo id, status, readable error, progress 0-1, stage."""
+    """Return the API view of a job: id, photo id, status, readable error, progress 0-1,
+    stage, and ``preview_url``: while an analysis runs and its worker stored a first picture
+    (everything mode's masks before their names, :meth:`DatabaseJobSource.preview`), its URL;
+    else None."""
+    preview = None
+    if job.kind == "analyse" and job.status == "running" and job.result:
+        if json.loads(job.result).get("preview"):
+            preview = url_for("library.file", photo_id=job.photo_id, name=PREVIEW)
     return {"job_id": job.id, "photo_id": job.photo_id, "status": job.status,
-            "error": job.error, "progress": round(job.progress or 0.0, 3), "stage": job.stage}
+            "error": job.error, "progress": round(job.progress or 0.0, 3), "stage": job.stage,
+            "preview_url": preview}
 
 
 class DatabaseJobSource:
@@ -236,6 +245,18 @@ class DatabaseJobSource:
                                        heartbeat_at=utcnow()))
             db.session.commit()
 
+    def preview(self, job_id: str, png: bytes) -> None:
+        """Store a running analysis's first picture (``PREVIEW`` beside the photo's files) and
+        note it on the job (``result`` = {"preview": true}), so the API offers it until the
+        job is done. Ignored for a job that is not a running analysis."""
+        with self.app.app_context():
+            job = db.session.get(Job, job_id)
+            if job is None or job.kind != "analyse" or job.status != "running":
+                return
+            storage().put(job.photo.storage_prefix + PREVIEW, png)
+            job.result = json.dumps({"preview": True})
+            db.session.commit()
+
     def complete(self, job_id: str, result: AnalysisResult, overlay_png: bytes) -> None:
         """Store the overlay and JSON, then write the objects and mark the job done in one
         transaction. A storage or database error marks the job failed with the reason."""
@@ -260,6 +281,7 @@ class DatabaseJobSource:
                         y1=y1, area=int(obj.area), color="#{:02x}{:02x}{:02x}".format(*obj.color)))
                 photo.weights = json.dumps(result.weights)
                 photo.status, photo.error = "done", None
+                job.result = None  # the preview's note: the overlay replaces it
                 job.status, job.progress, job.stage = "done", 1.0, "done"
                 job.finished_at = utcnow()
                 db.session.commit()

@@ -15,7 +15,8 @@ from app.jobs import FILES, OBJECTS, OVERLAY, delete_photo, storage
 bp = Blueprint("library", __name__)
 
 _MIMETYPES = {"original.jpg": "image/jpeg", "thumb.jpg": "image/jpeg",
-              "overlay.png": "image/png", "objects.json": "application/json"}
+              "overlay.png": "image/png", "objects.json": "application/json",
+              "preview.png": "image/png"}
 
 
 def own_photo_or_404(photo_id: int) -> Photo:

@@ -31,6 +31,22 @@ export function setProgress(card, fraction, stage) {
   if (stage && stageEl.textContent !== stage) stageEl.textContent = stage;
 }
 
+/**
+ * Show the worker's first picture of a running job (everything mode: the objects coloured in
+ * before their names are found) in the card's photo slot; once per URL.
+ * @param {HTMLElement} card  the [data-progress] element
+ * @param {string} url  the job's preview_url
+ */
+export function showPreview(card, url) {
+  const img = card.querySelector('[data-slot="progress-img"]');
+  if (!img || img.dataset.preview === url) return;
+  img.dataset.preview = url;
+  img.src = url;
+  img.alt = "Your photo with each thing we found coloured in; their names are coming";
+  const scan = card.querySelector('[data-slot="scan"]');
+  if (scan) scan.hidden = false;
+}
+
 function stageFor(job) {
   if (job.status === "queued") return job.stage || QUEUED_TEXT;
   if (job.status === "running") return job.stage || RUNNING_TEXT;
@@ -51,6 +67,7 @@ export async function followJob(card, jobId, photoId, { start = 0, signal, onSta
       const p = typeof j.progress === "number" ? j.progress : 0;
       const fraction = j.status === "queued" && !p ? (start || null) : start + span * p;
       setProgress(card, fraction, stageFor(j));
+      if (j.preview_url) showPreview(card, j.preview_url);
       onStatus?.(j.status);
     },
   });

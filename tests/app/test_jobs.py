@@ -85,3 +85,51 @@ def test_too_large_upload_is_413_json(app, client, auth):
                                  "image": (io.BytesIO(photo_bytes()), "dog.jpg")})
     assert response.status_code == 413
     assert "too large" in response.get_json()["error"]
+
+
+def test_a_running_analysis_offers_its_preview_until_it_is_done(app, client, auth, make_client):
+    """The worker's first picture (everything mode's masks before their names) is stored
+    beside the photo, offered as the job's ``preview_url`` to the owner only while the job
+    runs, and dropped from the job once the result is saved; a wrapped (heart-beating)
+    source passes it on."""
+    from PIL import Image
+
+    from app.health import BeatingSource
+    from models.overlay import encode_png
+    from models.result import AnalysisResult
+
+    auth.register()
+    ids = submit(client, auth)
+    url = f"/api/v1/jobs/{ids['job_id']}"
+    assert client.get(url).get_json()["preview_url"] is None  # queued
+    beats = []
+
+    class Heartbeat:
+        def job_started(self, job_id):
+            beats.append(("started", job_id))
+
+        def job_finished(self, job_id):
+            beats.append(("finished", job_id))
+
+    source = BeatingSource(DatabaseJobSource(app), Heartbeat())
+    request = source.claim()
+    assert request is not None and client.get(url).get_json()["preview_url"] is None
+    png = encode_png(Image.new("RGB", (64, 48), (200, 30, 30)))
+    source.preview(request.job_id, png)
+    preview_url = client.get(url).get_json()["preview_url"]
+    assert preview_url == f"/photos/{ids['photo_id']}/preview.png"
+    answer = client.get(preview_url)
+    assert answer.status_code == 200 and answer.mimetype == "image/png"
+    assert answer.data == png
+    other, _ = make_client("other@example.com")
+    assert other.get(preview_url).status_code == 404
+    assert other.get(url).status_code == 404
+    size = request.image.size
+    source.complete(request.job_id, AnalysisResult(
+        width=size[0], height=size[1], mode="everything", prompt=None, objects=[],
+        weights={"mobile_sam": "unverified"}), png)  # fmt: skip
+    done = client.get(url).get_json()
+    assert done["status"] == "done" and done["preview_url"] is None
+    source.preview(request.job_id, png)  # too late: ignored
+    assert client.get(url).get_json()["preview_url"] is None
+    assert beats == [("started", request.job_id), ("finished", request.job_id)]

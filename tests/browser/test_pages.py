@@ -237,3 +237,41 @@ def test_words_and_favourites_work_without_javascript(app, web_server, browser):
     page.locator(".word-remove-btn").click()
     assert page.locator("[data-words] .word-chip").count() == 0
     context.close()
+
+
+def test_everything_mode_shows_the_masks_while_it_finds_their_names(app, web_server, new_page,
+                                                                    screenshot_dir):
+    """While the job runs, the worker's preview (masks coloured in, no names yet) replaces
+    the photo in the progress card; then the finished result replaces the card."""
+    from app.jobs import DatabaseJobSource
+    from models.overlay import encode_png, render_preview
+    from models.result import AnalysisResult
+
+    base = web_server
+    page = new_page(PHONE)
+    sign_up(page, base, "preview@example.com")
+    photo_id = upload(page, base)
+    source = DatabaseJobSource(app)
+    request = source.claim()
+    assert request is not None
+    page.goto(f"{base}/photos/{photo_id}")
+    page.wait_for_selector("[data-progress]")
+    size = request.image.size
+    objects = [rect_object("something?", DOG, size, 0, named=False),
+               rect_object("something?", GRASS, size, 1, named=False)]
+    source.preview(request.job_id, encode_png(render_preview(request.image, objects)))
+    page.wait_for_function(
+        "() => (document.querySelector('[data-slot=progress-img]')?.src || '')"
+        f".endsWith('/photos/{photo_id}/preview.png')")  # fmt: skip
+    image = page.locator("[data-slot=progress-img]")
+    assert "names are coming" in image.get_attribute("alt")
+    page.wait_for_function("() => document.querySelector('[data-slot=progress-img]').naturalWidth")
+    shots = screenshot_dir / "pages"
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "preview-phone.png"), full_page=True)
+    source.complete(request.job_id, AnalysisResult(
+        width=size[0], height=size[1], mode="everything", prompt=None, objects=dog_objects(size),
+        weights={"mobile_sam": "unverified"}), encode_png(render_preview(request.image, [])))
+    page.wait_for_selector("[data-result]")
+    assert page.locator("[data-progress]").count() == 0
+    assert page.errors == []
