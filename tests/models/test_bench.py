@@ -52,6 +52,8 @@ def test_bench_times_everything_mode_with_its_filters_off_when_they_keep_nothing
     lines = capsys.readouterr().out.strip().splitlines()
     assert values["everything_with_names_estimate_s"] > 0  # the filters kept nothing
     assert values["everything_unfiltered_s"] > 0
+    # The masks were shown (the worker's preview PNG) before the names were found.
+    assert 0 < values["everything_preview_s"] < values["everything_unfiltered_s"]
     kept = next(line for line in lines if "filters off, objects per photo" in line)
     counts = json.loads(kept.split("objects per photo: ", 1)[1].split(" (")[0])
     assert counts and all(count > 0 for count in counts), kept
