@@ -177,7 +177,12 @@ def _run_job(
         if preview is not None and mode == "everything":
 
             def show(objects: list[Any]) -> None:
-                preview(encode_png(render_preview(upright(job.image), objects)))
+                try:
+                    png = encode_png(render_preview(upright(job.image), objects))
+                except Exception:  # a preview that cannot be drawn must not lose the job
+                    log.warning("job %s: preview not drawn", job.job_id, exc_info=True)
+                    return
+                preview(png)
 
         result = service.analyze(job.image, mode, prompt, key=job.key,
                                  progress=analysis_progress, preview=show)  # fmt: skip

@@ -238,3 +238,14 @@ def test_a_preview_that_cannot_be_stored_does_not_fail_the_job(service):
     source = PreviewSource([job(photo, "everything")], fail_preview=True)
     assert process_one(source, service) is True
     assert source.failed == {} and "job-1" in source.completed
+
+
+def test_a_preview_that_cannot_be_drawn_does_not_fail_the_job(service, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("no picture today")
+
+    monkeypatch.setattr("models.overlay.render_preview", broken)
+    photo = open_photo("dog.jpg").convert("RGB")
+    source = PreviewSource([job(photo, "everything")])
+    assert process_one(source, service) is True
+    assert source.failed == {} and "job-1" in source.completed and source.previews == []
