@@ -106,17 +106,9 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
         if fraction < 1.0:
             report(ANALYSIS_SHARE * max(0.0, fraction), stage)
 
-    store_preview = getattr(source, "preview", None)
-
-    def preview(png: bytes) -> None:
-        try:
-            store_preview(job.job_id, png)  # type: ignore[misc]
-        except Exception:  # a missed preview must not lose the job
-            log.warning("job %s: preview not stored", job.job_id, exc_info=True)
-
     try:
         result, png = _run_job(job, service, report, analysis_progress,
-                               preview if store_preview is not None else None)  # fmt: skip
+                               getattr(source, "preview", None))  # fmt: skip
     except ModelError as exc:
         log.info("job %s failed: %s", job.job_id, exc)
         _fail(source, job.job_id, str(exc))
@@ -144,9 +136,11 @@ def _run_job(
     service: InferenceService,
     report: Callable[[float, str], None],
     analysis_progress: Callable[[float, str], None],
-    preview: Callable[[bytes], None] | None = None,
+    store_preview: Callable[[str, bytes], None] | None = None,
 ) -> tuple[AnalysisResult, bytes]:
-    """Run one job by its kind and draw its picture.
+    """Run one job by its kind and draw its picture; an everything-mode analysis hands
+    ``store_preview(job_id, png)`` its masks' preview (drawing or storing it may fail: that
+    is logged, the job goes on).
 
     Returns:
         (result, PNG bytes): the overlay of the photo for "analyse" and "words"; for "point",
@@ -157,15 +151,17 @@ def _run_job(
         ModelError: from the service, an unknown kind, or params that are not a point/prompt.
     """
     from models.overlay import encode_png, render_cutout, render_overlay, render_preview
-    from models.service import upright  # the photo as the service analysed it
+    from models.service import upright
 
     started = time.perf_counter()
+    # The photo as the service analyses it (given an upright RGB photo, it uses it as is).
+    photo = upright(job.image)
     if job.kind == "point":
         result = service.segment_point(
-            job.image, _point_of(job.params), key=job.key, progress=analysis_progress
+            photo, _point_of(job.params), key=job.key, progress=analysis_progress
         )
         report(ANALYSIS_SHARE, "cutting out")
-        png = encode_png(render_cutout(upright(job.image), result.objects[0]))
+        png = encode_png(render_cutout(photo, result.objects[0]))
     elif job.kind in ("analyse", "words"):
         if job.kind == "words":
             mode, prompt = "grounded", (job.params or {}).get("prompt")
@@ -174,20 +170,18 @@ def _run_job(
         else:
             mode, prompt = job.mode, job.prompt
         show = None
-        if preview is not None and mode == "everything":
+        if store_preview is not None and mode == "everything":
 
             def show(objects: list[Any]) -> None:
                 try:
-                    png = encode_png(render_preview(upright(job.image), objects))
-                except Exception:  # a preview that cannot be drawn must not lose the job
-                    log.warning("job %s: preview not drawn", job.job_id, exc_info=True)
-                    return
-                preview(png)
+                    store_preview(job.job_id, encode_png(render_preview(photo, objects)))
+                except Exception:  # a missed preview must not lose the job
+                    log.warning("job %s: preview not shown", job.job_id, exc_info=True)
 
-        result = service.analyze(job.image, mode, prompt, key=job.key,
+        result = service.analyze(photo, mode, prompt, key=job.key,
                                  progress=analysis_progress, preview=show)  # fmt: skip
         report(ANALYSIS_SHARE, "drawing the picture")
-        overlay = render_overlay(upright(job.image), result.objects, scores=mode == "grounded")
+        overlay = render_overlay(photo, result.objects, scores=mode == "grounded")
         png = encode_png(overlay)
     else:
         raise ModelError(f"This server does not know jobs of kind {job.kind!r}.")
