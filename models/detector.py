@@ -103,8 +103,8 @@ class GroundingDinoDetector:
         self.autocast_dtype = autocast_dtype(precision, device)
         # BERT's word embeddings (94 MB in float32) stay on the weights file's mapping: a
         # caption reads only its tokens' rows, so only those pages become resident.
-        words = _word_embeddings(self.model)
-        if store_for_autocast(self.model, self.autocast_dtype, keep=words):
+        words = self.model.model.text_backbone.embeddings.word_embeddings.weight
+        if store_for_autocast(self.model, self.autocast_dtype, keep=(words,)):
             drop_file_pages(self.weights_files)
         self.processor = processor
         self.device = torch.device(device)
@@ -344,14 +344,6 @@ class GroundingDinoDetector:
         for cached in list(self._backbone_cache.entries):
             if cached.startswith(f"{key}@"):
                 self._backbone_cache.forget(cached)
-
-
-def _word_embeddings(model: Any) -> tuple[torch.Tensor, ...]:
-    """BERT's word-embedding table of a Grounding DINO model, or () if it has none."""
-    text = getattr(getattr(model, "model", None), "text_backbone", None)
-    table = getattr(getattr(getattr(text, "embeddings", None), "word_embeddings", None),
-                    "weight", None)  # fmt: skip
-    return (table,) if isinstance(table, torch.Tensor) else ()
 
 
 class BackboneCache:
