@@ -207,7 +207,7 @@ def render_cutout(image: Image.Image, obj: ObjectResult) -> Image.Image:
 
     Args:
         image: the photo as analysed (W x H; ``obj.mask`` must be (H, W)).
-        obj: the object; its box is xyxy photo pixels (x1/y1 exclusive, as ``mask_box``).
+        obj: the object; its box is xyxy photo pixels (x1/y1 exclusive, as ``Mask.box``).
 
     Returns:
         RGBA PIL image of the box, rounded outwards to whole pixels; a 1x1 transparent image

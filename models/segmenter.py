@@ -139,16 +139,6 @@ def work_size(photo_size: tuple[int, int], long_side: int = ENCODER_SIZE) -> tup
     return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
-def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """Tight box (x0, y0, x1, y1) of a (H, W) bool mask in pixels, x1/y1 exclusive;
-    (0, 0, 0, 0) for an empty mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return (0.0, 0.0, 0.0, 0.0)
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
-
-
 class MobileSamSegmenter:
     """MobileSAM (vit_t) on one device. Not thread-safe: callers serialise (the service does).
 

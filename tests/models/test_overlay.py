@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from models.mask import Mask
 from models.overlay import TINT_ALPHA, encode_png, label_text, render_cutout, render_overlay
 from models.palette import PALETTE, color_for, hex_color
 from models.result import ObjectResult
-from models.segmenter import mask_box
 
 
 def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.ndarray:
@@ -22,7 +22,8 @@ def _disc(shape: tuple[int, int], centre: tuple[int, int], radius: int) -> np.nd
 
 
 def _object(mask: np.ndarray, label: str, index: int, score: float = 0.87) -> ObjectResult:
-    return ObjectResult(label, score, mask_box(mask), mask, int(mask.sum()), color_for(index))
+    box = Mask.from_array(mask).box
+    return ObjectResult(label, score, box, mask, int(mask.sum()), color_for(index))
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_unnamed_objects_show_a_question_mark_and_scores_are_optional():
 def test_cutout_is_the_objects_box_with_transparent_background():
     photo = Image.new("RGB", (64, 48), (10, 200, 30))
     mask = _disc((48, 64), (30, 20), 8)
-    obj = ObjectResult("ball", 0.9, mask_box(mask), mask, int(mask.sum()), (0, 0, 0))
+    obj = ObjectResult("ball", 0.9, Mask.from_array(mask).box, mask, int(mask.sum()), (0, 0, 0))
     cutout = render_cutout(photo, obj)
     x0, y0, x1, y1 = (int(v) for v in obj.box)
     assert cutout.mode == "RGBA" and cutout.size == (x1 - x0, y1 - y0)
@@ -135,7 +136,7 @@ def test_preview_is_the_overlay_at_screen_size_without_labels():
     photo = Image.new("RGB", (3000, 2000), (120, 120, 120))
     mask = np.zeros((2000, 3000), dtype=bool)
     mask[500:1500, 1000:2500] = True
-    obj = ObjectResult("cat", 0.9, mask_box(mask), mask, int(mask.sum()), (255, 0, 0))
+    obj = ObjectResult("cat", 0.9, Mask.from_array(mask).box, mask, int(mask.sum()), (255, 0, 0))
     picture = render_preview(photo, [obj], long_side=600)
     assert picture.size == (600, 400)
     pixels = np.asarray(picture)
