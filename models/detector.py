@@ -82,7 +82,7 @@ class GroundingDinoDetector:
         weights_files: Sequence[Path] = (),
     ) -> None:
         """Wrap a loaded model (moved to ``device``, eval mode) and its processor;
-        ``cache_size`` photos' backbone features (~25 MB each at 640 px) are kept.
+        ``cache_size`` photos' backbone features (~4 MB each at 512 px in bfloat16) are kept.
 
         ``precision`` ("auto", "float32", "bfloat16"; :func:`models.precision.autocast_dtype`):
         with bfloat16 the forward pass runs under ``torch.autocast``, whose matrix products
@@ -347,38 +347,42 @@ class GroundingDinoDetector:
 
 
 class BackboneCache:
-    """Wraps the image backbone's ``forward`` (Swin + position embeddings) so that several text
-    passes over one photo compute it once. Entries are kept per key in an LRU of ``size``.
+    """Wraps the Swin image backbone's ``forward`` (``backbone.conv_encoder``) so that several
+    text passes over one photo compute it once. Entries are kept per key in an LRU of ``size``.
 
-    The backbone output depends only on ``pixel_values``/``pixel_mask``; an entry is used only
-    when the pixel shape matches. Lists are copied on the way out because transformers appends
-    the extra feature level's position embedding to the returned list.
+    The feature maps depend only on ``pixel_values``/``pixel_mask``; an entry is used only when
+    the pixel shape matches. Only the feature maps and their masks are kept (~4 MB at 512 px
+    under bfloat16 autocast, in which Swin returns them): the position embeddings, a sine
+    function of the pixel mask (``GroundingDinoSinePositionEmbedding``) as large again, are
+    recomputed by the model each pass in milliseconds.
     """
 
     def __init__(self, backbone: torch.nn.Module, size: int = 4) -> None:
         """Install the cache on ``backbone`` (``model.model.backbone``)."""
         self.size = size
         self.key: str | None = None
-        self.entries: OrderedDict[str, tuple[tuple[int, ...], Any, Any]] = OrderedDict()
-        self._forward = backbone.forward
-        backbone.forward = self.forward
+        self.entries: OrderedDict[str, tuple[tuple[int, ...], list[Any]]] = OrderedDict()
+        encoder = backbone.conv_encoder
+        self._forward = encoder.forward
+        encoder.forward = self.forward
 
-    def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> tuple[Any, Any]:
-        """The backbone's (features, position embeddings), from the cache when possible."""
+    def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> list[Any]:
+        """The backbone's [(feature map (1, C, h, w), mask (1, h, w) bool)] per level, from
+        the cache when possible (a new list each call)."""
         shape = tuple(pixel_values.shape)
         key = self.key
         if key is not None:
             hit = self.entries.get(key)
             if hit is not None and hit[0] == shape:
                 self.entries.move_to_end(key)
-                return list(hit[1]), list(hit[2])
-        features, positions = self._forward(pixel_values, pixel_mask)
+                return list(hit[1])
+        out = self._forward(pixel_values, pixel_mask)
         if key is not None and self.size > 0:
-            self.entries[key] = (shape, list(features), list(positions))
+            self.entries[key] = (shape, list(out))
             self.entries.move_to_end(key)
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
-        return features, positions
+        return out
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s entry, if any."""

@@ -85,3 +85,29 @@ def test_detections_unpack_as_label_score_box(detector):
     photo = open_photo("letters.jpg").convert("RGB")
     label, score, box = detector.detect(photo, ["letter"])[0]
     assert label == "letter" and isinstance(score, float) and len(box) == 4
+
+
+def test_backbone_cache_keeps_feature_maps_only_with_the_same_outputs(grounding_dino_dir):
+    """The cache keeps the backbone's feature maps, not the position embeddings (recomputed
+    from the mask): a pass from the cache is bit-identical to an uncached one."""
+    detector = GroundingDinoDetector.from_pretrained(grounding_dino_dir)
+    cache = detector._backbone_cache
+    runs = []
+    forward = cache._forward
+    cache._forward = lambda *args: runs.append(1) or forward(*args)
+    photo = open_photo("dog.jpg").convert("RGB")
+    pixels = detector._pixels(photo)
+    phrases = ["dog", "ball"]
+
+    fresh = detector._run(pixels, phrases, None)
+    first = detector._run(pixels, phrases, "photo@1")
+    again = detector._run(pixels, phrases, "photo@1")
+    assert len(runs) == 2, "the third pass did not come from the cache"
+    for got in (first, again):
+        assert torch.equal(got[0], fresh[0]) and torch.equal(got[1], fresh[1])
+    ((shape, kept),) = cache.entries.values()
+    assert shape == tuple(pixels["pixel_values"].shape)
+    assert len(kept) == len(detector.model.config.backbone_config.out_indices)
+    for feature_map, mask in kept:  # (map, mask) per level, nothing else
+        assert feature_map.ndim == 4 and mask.dtype == torch.bool
+        assert mask.shape == (1, *feature_map.shape[-2:])

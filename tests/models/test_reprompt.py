@@ -80,7 +80,7 @@ def test_point_outside_the_photo_is_a_bad_prompt(service, photo):
 def test_words_reuse_embedding_and_detector_backbone(service, photo):
     service.analyze(photo, "grounded", "dog", key="words-again")
     encoder = Counter(service.segmenter.model.image_encoder)
-    backbone = Counter(service.detector.model.model.backbone.conv_encoder)
+    backbone = Counter(service.detector.model.model.backbone.conv_encoder.model)
     try:
         result = service.analyze(photo, "grounded", "ball, cat", key="words-again")
     finally:
@@ -134,7 +134,7 @@ def service_segmenter_settings(svc):
 
 def test_vocabulary_detections_run_the_backbone_once(service, photo):
     detector = service.detector
-    backbone = Counter(detector.model.model.backbone.conv_encoder)
+    backbone = Counter(detector.model.model.backbone.conv_encoder.model)
     forwards = Counter(detector.model)
     try:
         found = detector.detect_vocabulary(photo, VOCABULARY)
