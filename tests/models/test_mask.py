@@ -80,3 +80,31 @@ def test_resized_masks_take_the_nearest_pixel():
     assert Mask.empty(5, 5).resized(2, 2) == Mask.empty(2, 2)
     with pytest.raises(ValueError):
         mask.resized(0, 10)
+
+
+def test_masks_keep_their_crop_packed_eight_pixels_to_a_byte():
+    """A 12-MP photo's mask that fills its photo is kept in 1.5 MB, not 12 MB, and gives back
+    exactly its pixels, for crop widths that are not multiples of 8 too."""
+    rng = np.random.default_rng(1)
+    for height, width in [(7, 13), (1, 1), (64, 8), (33, 129)]:
+        full = rng.random((height, width)) > 0.5
+        full[0, 0] = full[-1, -1] = True  # the tight box is the whole array
+        mask = Mask.from_array(full)
+        assert mask.crop_shape == (height, width)
+        assert mask.nbytes == height * -(-width // 8)
+        assert mask.crop.dtype == bool and np.array_equal(mask.crop, full)
+        assert mask.area == int(full.sum())
+        assert np.array_equal(mask.region(height // 2, width // 3, height, width),
+                              full[height // 2 :, width // 3 :])
+    big = Mask(3000, 4000, 0, 0, np.ones((3000, 4000), dtype=bool))
+    assert big.nbytes == 1_500_000 and big.area == 12_000_000
+
+
+def test_masks_are_immutable_and_survive_pickling():
+    import pickle
+
+    mask = Mask.from_array(_array())
+    with pytest.raises(AttributeError, match="immutable"):
+        mask.top = 0  # type: ignore[misc]
+    copy = pickle.loads(pickle.dumps(mask))
+    assert copy == mask and (copy.top, copy.left, copy.area) == (mask.top, mask.left, mask.area)
