@@ -28,6 +28,7 @@ from torchvision.ops import batched_nms
 from models.errors import ModelError
 from models.mask import Mask, tight
 from models.precision import autocast, autocast_dtype
+from models.strips import encode_image
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,9 @@ class MobileSamSegmenter:
         # 1.00 s; same features up to 1e-5).
         pixels = self.model.preprocess(pixels).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            features = self.model.image_encoder(pixels).contiguous()
+            # The first stages strip by strip: same features, ~220 MiB less peak memory
+            # (models/strips.py).
+            features = encode_image(self.model.image_encoder, pixels).contiguous()
         embedding = ImageEmbedding(features, (input_h, input_w), photo_size)
         if key is not None and self.cache_size > 0:
             self._cache[key] = embedding
