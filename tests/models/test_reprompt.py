@@ -54,7 +54,7 @@ def test_point_gives_one_photo_size_mask_containing_the_point(service, photo):
 
 def test_point_reuses_the_cached_embedding_and_names(service, photo, monkeypatch):
     service.analyze(photo, "everything", key="point-cache")  # embeds, detects the vocabulary
-    encoder = Counter(service.segmenter.model.image_encoder)
+    encoder = Counter(service.segmenter.model.image_encoder.neck)  # once per encoding
     vocabulary_passes = []
     detect_vocabulary = service.detector.detect_vocabulary
     monkeypatch.setattr(
@@ -79,7 +79,7 @@ def test_point_outside_the_photo_is_a_bad_prompt(service, photo):
 
 def test_words_reuse_embedding_and_detector_backbone(service, photo):
     service.analyze(photo, "grounded", "dog", key="words-again")
-    encoder = Counter(service.segmenter.model.image_encoder)
+    encoder = Counter(service.segmenter.model.image_encoder.neck)  # once per encoding
     backbone = Counter(service.detector.model.model.backbone.conv_encoder.model)
     try:
         result = service.analyze(photo, "grounded", "ball, cat", key="words-again")

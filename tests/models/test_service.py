@@ -241,7 +241,9 @@ def test_everything_mode_caps_the_number_of_masks(service):
 def test_one_analysis_computes_the_embedding_once(service):
     segmenter = service.segmenter
     runs = []
-    hook = segmenter.model.image_encoder.register_forward_hook(lambda *_: runs.append(1))
+    # The neck: its last stage, run once per encoding (the first stages run per strip).
+    neck = segmenter.model.image_encoder.neck
+    hook = neck.register_forward_hook(lambda *_: runs.append(1))
     try:
         before = dict(segmenter._cache)
         photo = open_photo("dog.jpg").convert("RGB").resize((400, 267))
