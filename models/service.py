@@ -188,7 +188,6 @@ class InferenceService:
                     objects = self._grounded(photo, phrases, key, report, timings)
             if "grounding_dino" in self.weights:  # loaded: it found (grounded) or named
                 weights["grounding_dino"] = self.weights["grounding_dino"]
-            release_memory()  # the last stage's freed memory, before the caller draws
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
         log.info(
@@ -441,7 +440,6 @@ class InferenceService:
         t0 = time.perf_counter()
         embedding = self.segmenter.embed(photo, key)
         timings["embed"] = time.perf_counter() - t0
-        release_memory()  # the encoder's freed activations, before the masks' photo-size work
         t0 = time.perf_counter()
         boxes = np.array([d.box for d in detections], dtype=np.float32)
         masks, _ = self.segmenter.segment_boxes(photo, boxes, embedding=embedding)
