@@ -7,8 +7,9 @@ Uses the real weights when both resolve (``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT`
 (MobileSAM vit_t; Grounding DINO tiny: Swin-T + BERT-base, 900 queries) with random weights
 and says so. Times every stage of issue 3's table, ours and the reference setting, in one run
 on the photos of ``../shared/photos`` (medians over photos and repeats), prints a table and,
-last, one JSON line. Not run in CI; ``tests/models/test_bench.py`` smoke-tests it on the
-small random fixtures.
+last, one JSON line (times in seconds; ``peak_rss_mb`` and the other ``*_rss_mb`` values in
+MiB, 2**20 bytes, the unit the table also prints beside GB = 10**9 bytes). Not run in CI;
+``tests/models/test_bench.py`` smoke-tests it on the small random fixtures.
 
 Reference settings: ``SamPredictor`` (``set_image``, ``predict``), ``SamAutomaticMaskGenerator``
 with its defaults (32 points per side), Grounding DINO through its processor's default size
@@ -508,10 +509,10 @@ def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -
         print(f"{label:58} {_fmt(ours):>10} {_fmt(ref):>11}  {setting} {n}")
     if "worker_peak_rss_mb" in extra:
         print(f"peak RSS of a worker process (both models; find by name, everything, tap on "
-              f"each photo): {extra['worker_peak_rss_mb']} MB")  # fmt: skip
+              f"each photo): {_mib(extra['worker_peak_rss_mb'])}")  # fmt: skip
     print(f"peak RSS of this benchmark process (ours + the reference's per-photo stages): "
-          f"{extra['peak_rss_mb']} MB"
-          + (f" (with the reference runs: {extra['peak_rss_with_reference_mb']} MB)"
+          f"{_mib(extra['peak_rss_mb'])}"
+          + (f" (with the reference runs: {_mib(extra['peak_rss_with_reference_mb'])})"
              if "peak_rss_with_reference_mb" in extra else ""))  # fmt: skip
     print(f"everything mode objects per photo: {extra.get('everything_objects')}, named: "
           f"{extra.get('everything_named')}")
@@ -573,6 +574,11 @@ def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -
         "threads": header["threads"],
         "load": [header["load_before"], header["load_after"]],
     }
+
+
+def _mib(mib: float) -> str:
+    """A peak RSS in MiB as printed: "1,850 MiB (1.94 GB)" (GB = 10**9 bytes)."""
+    return f"{mib:,.0f} MiB ({mib * 2**20 / 1e9:.2f} GB)"
 
 
 def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
