@@ -36,7 +36,7 @@ def serialize_photo(photo: Photo) -> dict:
     return {
         "id": photo.id, "width": photo.width, "height": photo.height, "mode": photo.mode,
         "prompt": photo.prompt, "status": photo.status, "error": photo.error,
-        "created_at": photo.created_at.isoformat() + "Z",
+        "created_at": photo.created_at.isoformat() + "Z", "favourite": photo.favourite,
         "job_id": photo.job.id if photo.job else None,
         "weights": photo_weights(photo),
         "objects": [{"label": o.label, "score": round(o.score, 4), "box": o.box,

@@ -16,12 +16,16 @@ def test_favourites(app, client, auth):
     assert client.put(url, json={"favourite": True},
                       headers=auth.api_headers()).get_json() == {"favourite": True}
     assert client.put(url, json={"favourite": "yes"}, headers=auth.api_headers()).status_code == 400
+    photo_json = f"/api/v1/photos/{photo_id}"
+    assert client.get(photo_json, headers=auth.api_headers()).get_json()["favourite"] is True
     assert 'data-favourite="true"' in client.get(f"/photos/{photo_id}").get_data(as_text=True)
     assert "is-favourite" in client.get("/library").get_data(as_text=True)
     response = client.post(f"/photos/{photo_id}/favourite", data={
         "csrf_token": csrf_token(client), "favourite": "0"})
     assert response.status_code == 302
     assert 'data-favourite="false"' in client.get(f"/photos/{photo_id}").get_data(as_text=True)
+    listed = client.get("/api/v1/photos", headers=auth.api_headers()).get_json()["photos"]
+    assert [p["favourite"] for p in listed if p["id"] == photo_id] == [False]
 
 
 def test_speech_settings_are_kept_per_user(app, client, auth):
