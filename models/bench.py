@@ -221,7 +221,9 @@ def run(
         """What the worker does with an accepted upload: decode the stored JPEG, analyse
         (everything mode: with the worker's preview PNG of the masks, whose time from the
         start goes to ``shown``), draw the overlay and encode it as PNG, and the objects'
-        JSON (masks as RLE)."""
+        JSON (masks as RLE). Starts, as each worker job does, after the worker handed freed
+        memory back (``release_memory`` between jobs), so the job pays its page faults."""
+        release_memory()
         start = time.perf_counter()
         photo = decode(data)
 
@@ -311,10 +313,13 @@ def run(
                 extra.setdefault("unfiltered_objects", []).append(len(unfiltered.objects))
                 del unfiltered
             shown.clear()
-            # Asking again about the same photo: a tap, then new words.
+            # Asking again about the same photo: a tap, then new words (each a worker job, so
+            # after the worker's between-jobs release_memory).
+            release_memory()
             tap = service.segment_point(
                 photo12, (photo12.width / 3, photo12.height / 2), key=key + "-all")
             stages["reprompt_point"].ours.append(tap.timings["mask"])
+            release_memory()
             words = service.analyze(photo12, "grounded", "cup, book", key=key + "-all")
             stages["reprompt_words"].ours.append(words.timings["total"])
             service.forget(key)
