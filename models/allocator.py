@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import sys
 from collections.abc import Iterable
@@ -25,6 +26,19 @@ _TRIM_THRESHOLD = (1 << 31) - 1  # mallopt takes an int: the largest value, ~2 G
 _MADV_DONTNEED = 4  # madvise advice (Linux, asm-generic/mman-common.h)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, loaded once (``find_library`` runs ``ldconfig -p`` in a subprocess, ~1 ms, and
+    :func:`release_memory` is called between every job and stage); None off Linux or where
+    it cannot be loaded."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
 def tune_allocator() -> None:
     """Tell glibc malloc to keep large blocks instead of returning them to the OS.
 
@@ -34,12 +48,8 @@ def tune_allocator() -> None:
     encoder 2.24 s -> 1.00 s, Grounding DINO at 800x1066 13.98 s -> 8.61 s). Freed memory
     stays with the process for reuse. No-op where glibc is absent.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
         log.info("no glibc mallopt; allocator left as is")
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -56,16 +66,12 @@ def release_memory() -> None:
     stages of a job that allocate differently (Grounding DINO, then the image encoder), they
     only inflate resident memory: the next stage's tensors do not fit the freed blocks and
     are placed beside them. Measured on the worker (bench worker RSS, 4 photos at 12 MP):
-    trimming between stages too lowers its peak by ~100 MB (2.05-2.10 -> see README) for a
-    few milliseconds of page faults. No-op where glibc is absent.
+    trimming between stages too lowered its peak by ~100 MB (third session) for a few
+    milliseconds of page faults. No-op where glibc is absent.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    malloc_trim = getattr(_libc(), "malloc_trim", None)
+    if malloc_trim is not None:
+        malloc_trim(0)
 
 
 def drop_file_pages(paths: Iterable[Path | str]) -> int:
@@ -87,14 +93,13 @@ def drop_file_pages(paths: Iterable[Path | str]) -> int:
         Bytes of mappings advised; 0 where /proc/self/smaps or glibc is absent.
     """
     targets = {str(Path(p).resolve()) for p in paths}
-    if not sys.platform.startswith("linux") or not targets:
+    madvise = getattr(_libc(), "madvise", None)
+    if madvise is None or not targets:
         return 0
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        madvise = libc.madvise
         with open("/proc/self/smaps") as smaps:
             lines = smaps.read().splitlines()
-    except (OSError, AttributeError):
+    except OSError:
         return 0
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     mappings = []  # (start, end, private, anonymous kB) of the target files' mappings
