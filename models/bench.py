@@ -453,15 +453,11 @@ def _reference_grounding_dino(path: str) -> Any:
     bfloat16 where it runs under autocast (``models.precision.store_for_autocast``), so the
     float32 reference needs a copy of its own (file-mapped weights, ~660 MB at full size)."""
     from transformers import GroundingDinoForObjectDetection
-    from transformers.utils import logging as hf_logging
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # its "Loading weights" bar would cut into the table
-    try:
+    from models.detector import quiet_loading
+
+    with quiet_loading():  # its "Loading weights" bar would cut into the table
         model = GroundingDinoForObjectDetection.from_pretrained(path, local_files_only=True)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     return model.eval()
 
 

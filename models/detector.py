@@ -8,9 +8,10 @@ the maximum token probability and the phrase is read from tokens above a text th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -130,24 +131,19 @@ class GroundingDinoDetector:
             ModelError: the directory does not hold a loadable Grounding DINO model.
         """
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
-        from transformers.utils import logging as hf_logging
 
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # "Loading weights" bars only clutter worker logs
         try:
-            processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
-            model = GroundingDinoForObjectDetection.from_pretrained(
-                str(path), local_files_only=True
-            )
+            with quiet_loading():  # "Loading weights" bars only clutter worker logs
+                processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
+                model = GroundingDinoForObjectDetection.from_pretrained(
+                    str(path), local_files_only=True
+                )
         except Exception as exc:  # missing files, bad config, wrong architecture
             raise ModelError(
                 f"The Grounding DINO model at {path} could not be loaded "
                 f"({type(exc).__name__}: {str(exc)[:200]}). Run `flask models download` to "
                 "replace it."
             ) from exc
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
         log.info("Grounding DINO loaded from %s on %s", path, device)
         files = sorted(Path(path).glob("*.safetensors"))
         return cls(model, processor, device=device, weights_files=files, **kwargs)
@@ -344,6 +340,21 @@ class GroundingDinoDetector:
         for cached in list(self._backbone_cache.entries):
             if cached.startswith(f"{key}@"):
                 self._backbone_cache.forget(cached)
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' progress bars ("Loading weights") off inside the block, as they were
+    after it (``transformers.utils.logging``'s switch is process-wide)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class BackboneCache:
