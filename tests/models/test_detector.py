@@ -111,3 +111,20 @@ def test_backbone_cache_keeps_feature_maps_only_with_the_same_outputs(grounding_
     for feature_map, mask in kept:  # (map, mask) per level, nothing else
         assert feature_map.ndim == 4 and mask.dtype == torch.bool
         assert mask.shape == (1, *feature_map.shape[-2:])
+
+
+def test_quiet_loading_turns_progress_bars_off_and_restores_them():
+    from transformers.utils import logging as hf_logging
+
+    from models.detector import quiet_loading
+
+    was = hf_logging.is_progress_bar_enabled()
+    try:
+        for before in (True, False):
+            (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
+            with pytest.raises(RuntimeError), quiet_loading():
+                assert not hf_logging.is_progress_bar_enabled()
+                raise RuntimeError("a failed load")
+            assert hf_logging.is_progress_bar_enabled() is before
+    finally:
+        (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
