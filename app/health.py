@@ -210,10 +210,11 @@ class BeatingSource:
         if store is not None:
             store(job_id, png)
 
-    def complete(self, job_id: str, result: Any, overlay_png: bytes) -> None:
-        """The wrapped ``complete``; then the job is counted as finished."""
+    def complete(self, job_id: str, result: Any, picture: bytes) -> None:
+        """The wrapped ``complete`` (``picture``: the job's overlay or cut-out); then the job
+        is counted as finished."""
         try:
-            self.source.complete(job_id, result, overlay_png)
+            self.source.complete(job_id, result, picture)
         finally:
             self.heartbeat.job_finished(job_id)
 

@@ -34,17 +34,21 @@ MODES = ("everything", "grounded")
 #: A job is tried at most this many times when its worker dies; then it fails with a reason.
 MAX_ATTEMPTS = 2
 
-ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.png", "objects.json", "thumb.jpg"
+ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.jpg", "objects.json", "thumb.jpg"
+#: The overlay of photos analysed before it was stored as JPEG (``OVERLAY``): served for either
+#: overlay name while a photo has no ``OVERLAY``; once it has one, that wins (``app.library``).
+OLD_OVERLAY = "overlay.png"
 PREVIEW = "preview.png"  # everything mode's masks before their names, while the job runs
-FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB, PREVIEW)
+FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB, PREVIEW, OLD_OVERLAY)
 #: Job kinds: the photo's own analysis, and re-prompts on its cached image embedding.
 KINDS = ("analyse", "point", "words")
 
 
-def reprompt_png(job_id: str) -> str:
-    """Storage name (under the photo's prefix) of a re-prompt job's PNG: the cut-out of a
-    "point" job, the overlay of a "words" job."""
-    return f"{job_id}.png"
+def reprompt_file(job_id: str, kind: str) -> str:
+    """Storage name (under the photo's prefix) of a re-prompt job's picture, by the job's kind:
+    a "words" job's overlay is a JPEG ("<job id>.jpg"), a "point" job's cut-out a PNG with
+    alpha ("<job id>.png")."""
+    return f"{job_id}.jpg" if kind == "words" else f"{job_id}.png"
 
 
 class TooManyPendingJobs(Exception):
@@ -257,20 +261,24 @@ class DatabaseJobSource:
             job.result = json.dumps({"preview": True})
             db.session.commit()
 
-    def complete(self, job_id: str, result: AnalysisResult, overlay_png: bytes) -> None:
-        """Store the overlay and JSON, then write the objects and mark the job done in one
-        transaction. A storage or database error marks the job failed with the reason."""
+    def complete(self, job_id: str, result: AnalysisResult, picture: bytes) -> None:
+        """Store the picture and JSON, then write the objects and mark the job done in one
+        transaction. A storage or database error marks the job failed with the reason.
+
+        ``picture``: an analysis's overlay (JPEG, stored as ``OVERLAY``, which is served before
+        a photo's ``OLD_OVERLAY`` PNG); a re-prompt's, stored by :func:`reprompt_file`: a
+        "words" job's overlay (JPEG), a "point" job's cut-out (PNG)."""
         with self.app.app_context():
             job = db.session.get(Job, job_id)
             if job is None:
                 return  # the photo was deleted while it was being analysed
             photo = job.photo
             if job.kind != "analyse":
-                self._complete_reprompt(job, result, overlay_png)
+                self._complete_reprompt(job, result, picture)
                 return
             try:
                 store = storage()
-                store.put(photo.storage_prefix + OVERLAY, overlay_png)
+                store.put(photo.storage_prefix + OVERLAY, picture)
                 store.put(photo.storage_prefix + OBJECTS,
                           json.dumps(result.to_json(), separators=(",", ":")).encode())
                 photo.objects.clear()
@@ -290,11 +298,12 @@ class DatabaseJobSource:
                 log.exception("job %s: could not save the result", job_id)
                 self.fail(job_id, f"The result could not be saved ({type(exc).__name__}).")
 
-    def _complete_reprompt(self, job: Job, result: AnalysisResult, png: bytes) -> None:
-        """Store a re-prompt's result on its job (JSON) and its PNG beside the photo's files;
-        the photo's own objects, overlay and status are left as they are."""
+    def _complete_reprompt(self, job: Job, result: AnalysisResult, picture: bytes) -> None:
+        """Store a re-prompt's result on its job (JSON) and its picture beside the photo's
+        files (:func:`reprompt_file`); the photo's own objects, overlay and status are left as
+        they are."""
         try:
-            storage().put(job.photo.storage_prefix + reprompt_png(job.id), png)
+            storage().put(job.photo.storage_prefix + reprompt_file(job.id, job.kind), picture)
             job.result = json.dumps(result.to_json(), separators=(",", ":"))
             job.status, job.progress, job.stage = "done", 1.0, "done"
             job.finished_at = utcnow()

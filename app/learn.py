@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 
 from app.db import Job, Photo
 from app.extensions import db
-from app.jobs import reprompt_png, storage
+from app.jobs import reprompt_file, storage
 from app.library import own_photo_or_404, photo_weights
 from app.storage import StorageError
 from app.words import (
@@ -150,7 +150,7 @@ def cutout(job_id: str):
     if job.kind != "point" or job.status != "done":
         abort(404)
     try:
-        data = storage().get(job.photo.storage_prefix + reprompt_png(job.id))
+        data = storage().get(job.photo.storage_prefix + reprompt_file(job.id, job.kind))
     except (FileNotFoundError, StorageError):
         abort(404)
     response = Response(data, mimetype="image/png")

@@ -10,13 +10,16 @@ from sqlalchemy.orm import selectinload
 
 from app.db import Photo
 from app.extensions import db
-from app.jobs import FILES, OBJECTS, OVERLAY, delete_photo, storage
+from app.jobs import FILES, OBJECTS, OLD_OVERLAY, OVERLAY, delete_photo, storage
 
 bp = Blueprint("library", __name__)
 
 _MIMETYPES = {"original.jpg": "image/jpeg", "thumb.jpg": "image/jpeg",
-              "overlay.png": "image/png", "objects.json": "application/json",
+              OVERLAY: "image/jpeg", OLD_OVERLAY: "image/png", "objects.json": "application/json",
               "preview.png": "image/png"}
+#: Either overlay URL serves the first of these the photo has: the JPEG of a result made since
+#: the overlay is JPEG, else the PNG of one made before (its photo has no JPEG).
+_OVERLAYS = (OVERLAY, OLD_OVERLAY)
 
 
 def own_photo_or_404(photo_id: int) -> Photo:
@@ -87,15 +90,23 @@ def delete(photo_id: int):
 @login_required
 def file(photo_id: int, name: str):
     """Serve one of the photo's files to its owner (from the local directory or the S3
-    bucket, after the ownership check); ``?download=1`` saves it as a file."""
+    bucket, after the ownership check); ``?download=1`` saves it as a file.
+
+    "overlay.jpg" and "overlay.png" both serve the photo's overlay as stored (``_OVERLAYS``),
+    with the type and download name of the file found: a photo analysed before the overlay
+    was JPEG keeps its PNG, and links to "overlay.png" made then keep working."""
     photo = own_photo_or_404(photo_id)
-    try:
-        source = storage().send_source(photo.storage_prefix + name)
-    except FileNotFoundError:
+    for stored in _OVERLAYS if name in _OVERLAYS else (name,):
+        try:
+            source = storage().send_source(photo.storage_prefix + stored)
+            break
+        except FileNotFoundError:
+            continue
+    else:
         abort(404)
     download = request.args.get("download") == "1"
-    response = send_file(source, mimetype=_MIMETYPES[name],
+    response = send_file(source, mimetype=_MIMETYPES[stored],
                          as_attachment=download,
-                         download_name=f"photo-{photo.id}-{name}", max_age=0)
+                         download_name=f"photo-{photo.id}-{stored}", max_age=0)
     response.headers["Cache-Control"] = "private, max-age=0, must-revalidate"
     return response

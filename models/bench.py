@@ -98,7 +98,7 @@ class Stage:
         return statistics.median(values) if values else None
 
 
-def encode_jpeg(image: Image.Image) -> bytes:
+def encode_upload(image: Image.Image) -> bytes:
     """JPEG bytes of an RGB image as ``app.imaging.normalise_upload`` stores an upload
     (quality 92)."""
     buffer = io.BytesIO()
@@ -202,17 +202,17 @@ def run(
     import torch
 
     from models.allocator import release_memory
-    from models.overlay import encode_png, render_overlay, render_preview
+    from models.overlay import encode_jpeg, encode_png, render_overlay, render_preview
 
     segmenter, detector = service.segmenter, service.detector
     big = {name: upscale_to_megapixels(p, megapixels) for name, p in photos.items()}
-    stored = {name: encode_jpeg(p) for name, p in big.items()}  # as app.imaging stores uploads
+    stored = {name: encode_upload(p) for name, p in big.items()}  # as app.imaging stores uploads
     stages = {name: Stage(name) for name in (
         "encoder", "decoder_point_lowres", "decoder_point", "decoder_5_boxes", "reprompt_point",
         "reprompt_words", "detector", "detector_vocabulary", "grounded", "grounded_per_phrase",
         "everything_masks",
         "everything_names", "everything", "everything_unfiltered", "everything_preview",
-        "render_png",
+        "render_jpeg",
     )}  # fmt: skip
     extra: dict[str, Any] = {}
     shown: list[float] = []  # seconds from upload to the preview of each everything job
@@ -220,9 +220,10 @@ def run(
     def end_to_end(data: bytes, mode: str, prompt: str | None, key: str) -> Any:
         """What the worker does with an accepted upload: decode the stored JPEG, analyse
         (everything mode: with the worker's preview PNG of the masks, whose time from the
-        start goes to ``shown``), draw the overlay and encode it as PNG, and the objects'
-        JSON (masks as RLE). Starts, as each worker job does, after the worker handed freed
-        memory back (``release_memory`` between jobs), so the job pays its page faults."""
+        start goes to ``shown``), draw the overlay and encode it as JPEG (``encode_jpeg``, as
+        the worker stores it), and the objects' JSON (masks as RLE). Starts, as each worker
+        job does, after the worker handed freed memory back (``release_memory`` between
+        jobs), so the job pays its page faults."""
         release_memory()
         start = time.perf_counter()
         photo = decode(data)
@@ -233,9 +234,9 @@ def run(
 
         result = service.analyze(photo, mode, prompt, key=key,
                                  preview=preview if mode == "everything" else None)  # fmt: skip
-        png = encode_png(render_overlay(photo, result.objects, scores=mode == "grounded"))
+        overlay = encode_jpeg(render_overlay(photo, result.objects, scores=mode == "grounded"))
         json.dumps(result.to_json(), separators=(",", ":"))
-        return result, png
+        return result, overlay
 
     from models.segmenter import import_mobile_sam
 
@@ -263,7 +264,7 @@ def run(
                 timed(detector.detect_vocabulary, photo, service.vocabulary)[0])
             if reference and repeat == 0:
                 _reference_stages(service, predictor, name, photo, stages)
-            # End to end on a 12-MP copy, cold caches (a new key): upload -> overlay PNG.
+            # End to end on a 12-MP copy, cold caches (a new key): upload -> overlay JPEG.
             photo12 = big[name]
             seconds, _ = timed(end_to_end, stored[name], "grounded", PROMPTS.get(name, "dog"), key)
             stages["grounded"].ours.append(seconds)
@@ -287,8 +288,8 @@ def run(
             stages["everything_masks"].ours.append(
                 result.timings.get("embed", 0.0) + result.timings.get("masks", 0.0))
             stages["everything_names"].ours.append(result.timings.get("names", 0.0))
-            stages["render_png"].ours.append(timed(
-                lambda p, r: encode_png(render_overlay(p, r.objects, scores=False)),
+            stages["render_jpeg"].ours.append(timed(
+                lambda p, r: encode_jpeg(render_overlay(p, r.objects, scores=False)),
                 photo12, result)[0])  # fmt: skip
             extra.setdefault("everything_objects", []).append(len(result.objects))
             extra.setdefault("everything_named", []).append(sum(o.named for o in result.objects))
@@ -373,7 +374,7 @@ def _run_reference(
     """Reference settings on the same weights; the everything-mode recall check."""
     import torch
 
-    from models.overlay import encode_png, render_overlay
+    from models.overlay import encode_jpeg, render_overlay
     from models.result import ObjectResult
     from models.segmenter import import_mobile_sam
 
@@ -394,11 +395,11 @@ def _run_reference(
             masks, _, _ = predictor.predict_torch(None, None, boxes=boxes, multimask_output=False)
             for (label, score, box), mask in zip(found, masks[:, 0].numpy(), strict=True):
                 objects.append(ObjectResult(label, score, box, mask, int(mask.sum()), (200, 0, 0)))
-        return encode_png(render_overlay(photo, objects))
+        return encode_jpeg(render_overlay(photo, objects))
 
     for name in list(photos)[:reference_photos]:
         stages["grounded"].reference.append(
-            timed(grounded_reference, encode_jpeg(big[name]), PROMPTS.get(name, "dog"))[0])
+            timed(grounded_reference, encode_upload(big[name]), PROMPTS.get(name, "dog"))[0])
     # Everything mode, SamAutomaticMaskGenerator defaults, and the recall check.
     recall_hits, recall_total = 0, 0
     for name in list(photos)[:reference_photos]:
@@ -476,14 +477,14 @@ TABLE_ROWS = [
     ("decoder_5_boxes", "  5 boxes, upscaled to photo", "predict_torch, batched"),
     ("detector", "Grounding DINO, 3 phrases", "shortest edge 800"),
     ("detector_vocabulary", "Grounding DINO, whole vocabulary (names)", ""),
-    ("grounded", "find by name, 12 MP, end to end (overlay PNG)", "GD@800 + SamPredictor"),
+    ("grounded", "find by name, 12 MP, end to end (overlay JPEG)", "GD@800 + SamPredictor"),
     ("grounded_per_phrase", "  the same, one box per phrase (3 boxes)", ""),
     ("everything_masks", "everything mode: encoder + masks", ""),
     ("everything_names", "everything mode: naming (vocabulary)", ""),
-    ("everything", "everything mode, 12 MP, end to end (overlay PNG)", "AMG defaults, 32x32"),
+    ("everything", "everything mode, 12 MP, end to end (overlay JPEG)", "AMG defaults, 32x32"),
     ("everything_unfiltered", "  filters off (random weights: masks kept, named, drawn)", ""),
     ("everything_preview", "    of which until the masks are shown (preview PNG)", ""),
-    ("render_png", "  of which overlay + PNG, 12 MP", ""),
+    ("render_jpeg", "  of which overlay + JPEG, 12 MP", ""),
     ("reprompt_point", "asking again: a tap, to the mask (cached)", ""),
     ("reprompt_words", "asking again: new words (cached embedding)", ""),
 ]
@@ -585,10 +586,11 @@ def _mib(mib: float) -> str:
 def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
     """Peak RSS (MiB) of a process doing what the worker does, and nothing else: both models
     loaded from the environment's config (``ServiceConfig.from_env``), then on each photo at
-    ``megapixels`` a find-by-name job, an everything job and a tap, each drawn to its PNG, with
-    the worker's allocator tuning and ``release_memory`` between jobs."""
+    ``megapixels`` a find-by-name job, an everything job and a tap, each drawn and encoded as
+    the worker stores it (overlays JPEG, the cut-out PNG), with the worker's allocator tuning
+    and ``release_memory`` between jobs."""
     from models.allocator import release_memory, tune_allocator
-    from models.overlay import encode_png, render_cutout, render_overlay
+    from models.overlay import encode_jpeg, encode_png, render_cutout, render_overlay
     from models.service import InferenceService
 
     tune_allocator()
@@ -599,7 +601,7 @@ def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
         key = f"photo-{index}"
         for mode, prompt in (("grounded", PROMPTS.get(name, "dog")), ("everything", None)):
             result = service.analyze(big, mode, prompt, key=key)
-            encode_png(render_overlay(big, result.objects, scores=mode == "grounded"))
+            encode_jpeg(render_overlay(big, result.objects, scores=mode == "grounded"))
             del result  # the worker drops a job's result before the next one
             release_memory()
         tap = service.segment_point(big, (big.width / 2, big.height / 2), key=key)

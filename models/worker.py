@@ -62,8 +62,9 @@ class JobSource(Protocol):
         """Record progress (0-1) and a stage name."""
         ...
 
-    def complete(self, job_id: str, result: AnalysisResult, overlay_png: bytes) -> None:
-        """Store the result and the overlay PNG; mark the job done."""
+    def complete(self, job_id: str, result: AnalysisResult, picture: bytes) -> None:
+        """Store the result and its picture (the overlay JPEG of an "analyse" or "words" job,
+        the cut-out PNG of a "point" job); mark the job done."""
         ...
 
     def fail(self, job_id: str, reason: str) -> None:
@@ -80,7 +81,8 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     Returns:
         True if a job was claimed (whatever its outcome), False if the queue was empty.
 
-    Progress goes 0-0.9 during analysis, 0.9 while drawing; ``complete`` means 1.0. An
+    Progress goes 0-0.9 during analysis, 0.9 while drawing; ``complete(job_id, result,
+    picture)`` means 1.0 (the picture: :func:`_run_job`'s JPEG overlay or PNG cut-out). An
     everything-mode analysis whose source has ``preview(job_id, png)`` hands it a PNG of the
     masks at screen size (``models.overlay.render_preview``) as soon as they exist, while
     Grounding DINO still names them (~3-4 s of a ~7 s job); a failed preview is logged only.
@@ -107,8 +109,8 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
             report(ANALYSIS_SHARE * max(0.0, fraction), stage)
 
     try:
-        result, png = _run_job(job, service, report, analysis_progress,
-                               getattr(source, "preview", None))  # fmt: skip
+        result, picture = _run_job(job, service, report, analysis_progress,
+                                   getattr(source, "preview", None))  # fmt: skip
     except ModelError as exc:
         log.info("job %s failed: %s", job.job_id, exc)
         _fail(source, job.job_id, str(exc))
@@ -122,7 +124,7 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
         )
         return True
     try:
-        source.complete(job.job_id, result, png)
+        source.complete(job.job_id, result, picture)
     except Exception as exc:
         log.exception("job %s: could not store the result", job.job_id)
         _fail(source, job.job_id, f"The result could not be saved: {type(exc).__name__}: {exc}")
@@ -143,14 +145,20 @@ def _run_job(
     is logged, the job goes on).
 
     Returns:
-        (result, PNG bytes): the overlay of the photo for "analyse" and "words"; for "point",
-        the object's cut-out (RGBA PNG of its box, transparent outside the mask; 1x1
-        transparent when the mask is empty).
+        (result, picture bytes): for "analyse" and "words", the overlay of the photo as a JPEG
+        (``models.overlay.encode_jpeg``); for "point", the object's cut-out as a PNG (RGBA, its
+        box, transparent outside the mask; 1x1 transparent when the mask is empty).
 
     Raises:
         ModelError: from the service, an unknown kind, or params that are not a point/prompt.
     """
-    from models.overlay import encode_png, render_cutout, render_overlay, render_preview
+    from models.overlay import (
+        encode_jpeg,
+        encode_png,
+        render_cutout,
+        render_overlay,
+        render_preview,
+    )
     from models.service import upright
 
     started = time.perf_counter()
@@ -161,7 +169,7 @@ def _run_job(
             photo, _point_of(job.params), key=job.key, progress=analysis_progress
         )
         report(ANALYSIS_SHARE, "cutting out")
-        png = encode_png(render_cutout(photo, result.objects[0]))
+        picture = encode_png(render_cutout(photo, result.objects[0]))
     elif job.kind in ("analyse", "words"):
         if job.kind == "words":
             mode, prompt = "grounded", (job.params or {}).get("prompt")
@@ -182,11 +190,11 @@ def _run_job(
                                  progress=analysis_progress, preview=show)  # fmt: skip
         report(ANALYSIS_SHARE, "drawing the picture")
         overlay = render_overlay(photo, result.objects, scores=mode == "grounded")
-        png = encode_png(overlay)
+        picture = encode_jpeg(overlay)
     else:
         raise ModelError(f"This server does not know jobs of kind {job.kind!r}.")
     result.timings["render"] = time.perf_counter() - started - result.timings["total"]
-    return result, png
+    return result, picture
 
 
 def _point_of(params: dict[str, Any]) -> tuple[float, float]:

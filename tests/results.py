@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.jobs import DatabaseJobSource
-from models.overlay import encode_png, render_overlay
+from models.overlay import encode_jpeg, render_overlay
 from models.result import AnalysisResult, ObjectResult
 
 #: The palette's first colours (models.palette), so synthetic objects look like real ones.
@@ -40,5 +40,5 @@ def finish_next_job(app, objects_for_size, mode: str = "everything",
     objects = objects_for_size(size)
     source.complete(request.job_id, AnalysisResult(
         width=size[0], height=size[1], mode=mode, prompt=prompt, objects=objects,
-        weights={"mobile_sam": "unverified"}), encode_png(render_overlay(request.image, objects)))
+        weights={"mobile_sam": "unverified"}), encode_jpeg(render_overlay(request.image, objects)))
     return request.job_id

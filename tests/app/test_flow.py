@@ -60,8 +60,17 @@ def test_upload_analyse_and_find_again(app, client, auth, service, make_client,
     if mode == "grounded":
         assert photo["prompt"] == "car, bicycle, person"
 
-    overlay = Image.open(io.BytesIO(client.get(photo["overlay_url"]).data))
-    assert overlay.size == expected
+    answer = client.get(photo["overlay_url"])  # the worker's overlay: a JPEG of the photo
+    assert answer.mimetype == "image/jpeg" and answer.data.startswith(b"\xff\xd8\xff")
+    overlay = Image.open(io.BytesIO(answer.data))
+    assert overlay.format == "JPEG" and overlay.size == expected
+    with app.app_context():
+        from app.db import Photo
+        from app.extensions import db
+
+        prefix = db.session.get(Photo, ids["photo_id"]).storage_prefix
+    assert app.extensions["photo_storage"].get(prefix + "overlay.jpg") == answer.data
+    assert not app.extensions["photo_storage"].exists(prefix + "overlay.png")
     original = Image.open(io.BytesIO(client.get(photo["original_url"]).data))
     assert original.size == expected and not original.getexif()
 

@@ -68,6 +68,50 @@ def test_a_tap_is_a_point_job_that_leaves_the_photo_alone(app, client, auth):
     assert [o["label"] for o in photo["objects"]] == ["object 1", "object 2"]
 
 
+def test_a_words_overlay_is_stored_as_jpeg_and_a_cutout_as_png(app, client, auth):
+    """Each re-prompt's picture is stored beside the photo's files by its kind: a "words"
+    job's overlay as "<job id>.jpg" (a JPEG, as the worker encodes it), a "point" job's
+    cut-out as "<job id>.png" (a PNG with alpha, served at cutout.png); deleting the photo
+    deletes both."""
+    from PIL import Image
+
+    from app.db import Photo
+    from models.overlay import encode_jpeg, encode_png, render_cutout, render_overlay
+
+    auth.register()
+    photo_id, size = finished_photo(app, client, auth)
+    with app.app_context():
+        photo = db.session.get(Photo, photo_id)
+        prefix = photo.storage_prefix
+        words = Job(photo=photo, kind="words", params=json.dumps({"prompt": "dog"}))
+        db.session.add(words)
+        db.session.commit()
+        words_id = words.id
+    point_id = tap(client, auth, photo_id).get_json()["job_id"]
+    source = DatabaseJobSource(app)
+    store = app.extensions["photo_storage"]
+    for _ in range(2):
+        request = source.claim()
+        obj = rect_object("dog", (20, 30, 120, 130), size)
+        picture = (encode_jpeg(render_overlay(request.image, [obj])) if request.kind == "words"
+                   else encode_png(render_cutout(request.image, obj)))  # fmt: skip
+        source.complete(request.job_id, AnalysisResult(
+            width=size[0], height=size[1], mode="grounded", prompt="dog", objects=[obj],
+            weights={"mobile_sam": "unverified"}), picture)  # fmt: skip
+    overlay = store.get(prefix + f"{words_id}.jpg")
+    assert overlay.startswith(b"\xff\xd8\xff") and not store.exists(prefix + f"{words_id}.png")
+    assert Image.open(io.BytesIO(overlay)).format == "JPEG"
+    assert store.get(prefix + f"{point_id}.png").startswith(b"\x89PNG\r\n\x1a\n")
+    assert not store.exists(prefix + f"{point_id}.jpg")
+    cut = client.get(f"/api/v1/jobs/{point_id}/cutout.png")
+    assert cut.status_code == 200 and cut.mimetype == "image/png"
+    assert Image.open(io.BytesIO(cut.data)).mode == "RGBA"
+    deleted = client.delete(f"/api/v1/photos/{photo_id}", headers=auth.api_headers())
+    assert deleted.status_code == 204
+    assert not store.exists(prefix + f"{words_id}.jpg")
+    assert not store.exists(prefix + f"{point_id}.png")
+
+
 def test_a_failed_tap_does_not_fail_the_photo(app, client, auth):
     """A failed tap reports its reason and leaves the photo done."""
     auth.register()

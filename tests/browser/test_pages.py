@@ -244,7 +244,7 @@ def test_everything_mode_shows_the_masks_while_it_finds_their_names(app, web_ser
     """While the job runs, the worker's preview (masks coloured in, no names yet) replaces
     the photo in the progress card; then the finished result replaces the card."""
     from app.jobs import DatabaseJobSource
-    from models.overlay import encode_png, render_preview
+    from models.overlay import encode_jpeg, encode_png, render_preview
     from models.result import AnalysisResult
 
     base = web_server
@@ -271,7 +271,7 @@ def test_everything_mode_shows_the_masks_while_it_finds_their_names(app, web_ser
     page.screenshot(path=str(shots / "preview-phone.png"), full_page=True)
     source.complete(request.job_id, AnalysisResult(
         width=size[0], height=size[1], mode="everything", prompt=None, objects=dog_objects(size),
-        weights={"mobile_sam": "unverified"}), encode_png(render_preview(request.image, [])))
+        weights={"mobile_sam": "unverified"}), encode_jpeg(render_preview(request.image, [])))
     page.wait_for_selector("[data-result]")
     assert page.locator("[data-progress]").count() == 0
     assert page.errors == []

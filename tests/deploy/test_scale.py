@@ -164,7 +164,8 @@ def test_ten_photos_from_three_users_are_each_analysed_once_by_both_workers(clus
     for user, job_id in submitted:  # results served by the web from the bucket
         photo = user.get(f"/api/v1/photos/{states[job_id]['photo_id']}").json()
         overlay = user.get(photo["overlay_url"])
-        assert overlay.status_code == 200 and overlay.content.startswith(b"\x89PNG")
+        assert overlay.status_code == 200 and overlay.content.startswith(b"\xff\xd8\xff")
+        assert overlay.headers["Content-Type"] == "image/jpeg"
     assert not any(p.is_file() for p in cluster.storage_dir.rglob("*"))  # all in S3
     with capsys.disabled():
         print(f"\nten photos, two workers: {elapsed:.1f} s; jobs per worker {beats}")

@@ -7,10 +7,18 @@ import io
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from models.mask import Mask
-from models.overlay import TINT_ALPHA, encode_png, label_text, render_cutout, render_overlay
+from models.overlay import (
+    OVERLAY_JPEG_QUALITY,
+    TINT_ALPHA,
+    encode_jpeg,
+    encode_png,
+    label_text,
+    render_cutout,
+    render_overlay,
+)
 from models.palette import PALETTE, color_for, hex_color
 from models.result import ObjectResult
 
@@ -84,6 +92,37 @@ def test_encode_png_round_trips(photo):
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     decoded = Image.open(io.BytesIO(data))
     assert decoded.format == "PNG" and decoded.size == photo.size
+
+
+def test_encode_jpeg_is_a_baseline_444_jpeg_close_to_the_overlay(photo):
+    """The stored overlay: a baseline JPEG of the overlay's size, chroma not subsampled
+    (4:4:4), its pixels within JPEG's small error of the drawn ones."""
+    overlay = render_overlay(photo, [_object(_disc((400, 640), (50, 50), 30), "x", 0)])
+    data = encode_jpeg(overlay)
+    assert OVERLAY_JPEG_QUALITY == 90
+    assert data.startswith(b"\xff\xd8\xff")
+    decoded = Image.open(io.BytesIO(data))
+    assert decoded.format == "JPEG" and decoded.mode == "RGB" and decoded.size == photo.size
+    assert not decoded.info.get("progressive") and JpegImagePlugin.get_sampling(decoded) == 0
+    error = np.abs(np.asarray(decoded, dtype=np.int16) - np.asarray(overlay, dtype=np.int16))
+    assert error.mean() < 2
+
+
+def test_encode_jpeg_keeps_a_one_pixel_coloured_line():
+    """A 1-px red line on white stays red: 4:2:0 would average its colour with the white
+    column beside it (red 142 of 255 at quality 90, pink, not red)."""
+    canvas = np.full((64, 64, 3), 255, dtype=np.uint8)
+    canvas[:, 31] = (255, 0, 0)
+    decoded = np.asarray(Image.open(io.BytesIO(encode_jpeg(Image.fromarray(canvas)))))
+    red, green, blue = (int(v) for v in decoded[32, 31])
+    assert red > 230 and green < 30 and blue < 30, (red, green, blue)
+    assert decoded[32, 33].min() > 230  # white stays white two columns away
+
+
+def test_encode_jpeg_refuses_an_image_with_alpha():
+    """JPEG has no alpha: an RGBA image (a cut-out) is refused by Pillow, not flattened."""
+    with pytest.raises(OSError):
+        encode_jpeg(Image.new("RGBA", (8, 8), (255, 0, 0, 128)))
 
 
 def _relative_luminance(color: tuple[int, int, int]) -> float:

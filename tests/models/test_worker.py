@@ -34,10 +34,10 @@ class FakeSource:
             raise ConnectionError("database gone for a moment")
         self.progress_calls.append((job_id, fraction, stage))
 
-    def complete(self, job_id: str, result, overlay_png: bytes) -> None:
+    def complete(self, job_id: str, result, picture: bytes) -> None:
         if self.fail_complete:
             raise OSError("disk full")
-        self.completed[job_id] = (result, overlay_png)
+        self.completed[job_id] = (result, picture)
 
     def fail(self, job_id: str, reason: str) -> None:
         self.failed[job_id] = reason
@@ -59,14 +59,15 @@ def job(image: Image.Image, mode: str = "everything", prompt: str | None = None,
 
 
 @pytest.mark.parametrize(("mode", "prompt"), [("everything", None), ("grounded", "dog, ball")])
-def test_success_completes_with_an_overlay_png_of_photo_size(service, mode, prompt):
+def test_success_completes_with_an_overlay_jpeg_of_photo_size(service, mode, prompt):
     photo = open_photo("dog.jpg").convert("RGB")
     source = FakeSource([job(photo, mode, prompt)])
     assert process_one(source, service) is True
     assert source.failed == {}
-    result, png = source.completed["job-1"]
-    overlay = Image.open(io.BytesIO(png))
-    assert overlay.format == "PNG" and overlay.size == photo.size
+    result, picture = source.completed["job-1"]
+    assert picture.startswith(b"\xff\xd8\xff")
+    overlay = Image.open(io.BytesIO(picture))
+    assert overlay.format == "JPEG" and overlay.mode == "RGB" and overlay.size == photo.size
     assert (result.width, result.height) == photo.size and result.mode == mode
     assert result.objects
     fractions = [f for _, f, _ in source.progress_calls]
@@ -163,11 +164,12 @@ def test_point_job_completes_with_a_cutout_of_the_object(service):
     x, y = photo.width / 2, photo.height / 2
     source = FakeSource([reprompt(photo, "point", {"x": x, "y": y})])
     assert process_one(source, service) is True and source.failed == {}
-    result, png = source.completed["re-1"]
+    result, picture = source.completed["re-1"]
     assert result.mode == "point" and len(result.objects) == 1
     obj = result.objects[0]
     assert np.asarray(obj.mask)[int(y), int(x)]
-    cutout = Image.open(io.BytesIO(png))
+    assert picture.startswith(b"\x89PNG\r\n\x1a\n")  # a PNG: the cut-out needs alpha
+    cutout = Image.open(io.BytesIO(picture))
     x0, y0, x1, y1 = obj.box
     assert cutout.format == "PNG" and cutout.mode == "RGBA"
     assert cutout.size == (round(x1 - x0), round(y1 - y0))
@@ -176,13 +178,15 @@ def test_point_job_completes_with_a_cutout_of_the_object(service):
     assert result.to_json()["objects"][0]["named"] is obj.named
 
 
-def test_words_job_is_a_grounded_analysis_with_an_overlay(service):
+def test_words_job_is_a_grounded_analysis_with_an_overlay_jpeg(service):
     photo = open_photo("bears.jpg").convert("RGB")
     source = FakeSource([reprompt(photo, "words", {"prompt": "teddy bear, bear"})])
     assert process_one(source, service) is True and source.failed == {}
-    result, png = source.completed["re-1"]
+    result, picture = source.completed["re-1"]
     assert result.mode == "grounded" and result.prompt == "teddy bear, bear"
-    assert Image.open(io.BytesIO(png)).size == photo.size
+    assert picture.startswith(b"\xff\xd8\xff")
+    overlay = Image.open(io.BytesIO(picture))
+    assert overlay.format == "JPEG" and overlay.size == photo.size
     assert {o.label for o in result.objects} <= {"teddy bear", "bear"}
 
 

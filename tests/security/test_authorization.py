@@ -7,7 +7,7 @@ from app.extensions import db
 from tests.conftest import AuthActions, csrf_token, photo_bytes
 
 #: Values for URL arguments that are not ids.
-OTHER_ARGS = {"name": ["original.jpg", "overlay.png", "objects.json", "thumb.jpg"],
+OTHER_ARGS = {"name": ["original.jpg", "overlay.jpg", "overlay.png", "objects.json", "thumb.jpg"],
               "word_id": [1]}
 
 

@@ -27,8 +27,8 @@ def test_storage_failure_while_saving_the_result_fails_the_job(app, client, auth
     real_put = storage.put
 
     def full_disk(key, data):
-        if key.endswith("overlay.png"):
-            raise StorageError("could not store overlay.png: No space left on device")
+        if key.endswith("overlay.jpg"):
+            raise StorageError("could not store overlay.jpg: No space left on device")
         return real_put(key, data)
 
     monkeypatch.setattr(storage, "put", full_disk)
