@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from models.allocator import release_memory
+from models.allocator import drop_gpu_library_pages, release_memory
 from models.config import ServiceConfig
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
 from models.naming import UNNAMED, Name, name_boxes
@@ -79,7 +79,8 @@ class InferenceService:
     def load(self, modes: Iterable[str] = MODES) -> None:
         """Load the models ``modes`` need (everything: MobileSAM; grounded: both). Idempotent
         and thread-safe; also sets torch's thread count (``config.num_threads`` or the CPUs
-        available).
+        available). On a CPU device, a load that loaded a model then drops the GPU
+        libraries' pages from resident memory (``models.allocator.drop_gpu_library_pages``).
 
         Raises:
             ValueError: unknown mode.
@@ -91,10 +92,16 @@ class InferenceService:
             _check_mode(mode)
         skip_triton(self.config.device)
         with self._lock:
+            loaded = False
             if self.segmenter is None:
                 self._load_segmenter()
+                loaded = True
             if "grounded" in modes and self.detector is None:
                 self._load_detector()
+                loaded = True
+            if loaded and self.config.device.startswith("cpu"):
+                # The CUDA build's GPU libraries, read at import, are never used on a CPU.
+                drop_gpu_library_pages()
 
     def _setup_torch(self) -> None:
         import torch

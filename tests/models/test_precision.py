@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from models.detector import GroundingDinoDetector
@@ -141,3 +142,48 @@ def test_detector_in_bfloat16_leaves_only_the_word_embeddings_on_the_weights_fil
     size_kb = sum(f.stat().st_size for f in files) // 1024
     resident = sum(_mapping_kb(f, "Rss") for f in files)
     assert resident < size_kb // 2, (resident, size_kb)
+
+
+def test_gpu_library_names_are_told_from_the_cpu_ones():
+    from models.allocator import GPU_LIBRARY
+
+    gpu = ["libcublasLt.so.13", "libnvJitLink.so.13", "libnvrtc.so.13", "libtorch_cuda.so",
+           "libc10_cuda.so", "libcudnn_ops.so.9", "libnccl.so.2", "libcusparseLt.so.0"]  # fmt: skip
+    cpu = ["libtorch_cpu.so", "libc10.so", "libtorch_python.so", "libc.so.6",
+           "libgomp-a34b3233.so.1", "libopenblas.so"]  # fmt: skip
+    assert all(GPU_LIBRARY.match(name) for name in gpu)
+    assert not any(GPU_LIBRARY.match(name) for name in cpu)
+
+
+@pytest.mark.skipif(torch.version.cuda is None, reason="a CPU-only torch maps no GPU library")
+def test_drop_gpu_library_pages_leaves_their_read_only_pages_out_of_memory():
+    """With PyPI's CUDA build imported, its GPU libraries are mapped and partly resident;
+    afterwards their never-written mappings hold no resident page, and torch still runs."""
+    from pathlib import Path
+
+    from models.allocator import drop_gpu_library_pages, gpu_library_paths
+
+    paths = gpu_library_paths()
+    names = {Path(p).name for p in paths}
+    assert any(n.startswith(("libcublas", "libtorch_cuda")) for n in names), names
+    assert not any(n.startswith("libtorch_cpu") for n in names)
+    resident = sum(_mapping_kb(Path(p), "Rss") for p in paths)
+    assert drop_gpu_library_pages() > 0
+    after = sum(_mapping_kb(Path(p), "Rss") for p in paths)
+    written = sum(_mapping_kb(Path(p), "Anonymous") for p in paths)  # kept: copy-on-write
+    assert after <= written + 1024 < resident, (resident, after, written)
+    assert float((torch.ones(64, 64) @ torch.ones(64, 64)).sum()) == 64.0**3
+
+
+def test_service_load_on_cpu_drops_the_gpu_library_pages_once(service_config, monkeypatch):
+    import models.service as service_module
+
+    calls = []
+    monkeypatch.setattr(service_module, "drop_gpu_library_pages", lambda: calls.append(1) or 0)
+    service = service_module.InferenceService(service_config)
+    service.load(("everything",))
+    assert calls == [1]
+    service.load()  # loads Grounding DINO: its import and load read more pages
+    assert calls == [1, 1]
+    service.load()  # nothing new loaded
+    assert calls == [1, 1]
