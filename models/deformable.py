@@ -31,15 +31,10 @@ any float32 change does, and >= 98% of the boxes still have a partner of IoU >= 
 
 from __future__ import annotations
 
-import inspect
-import logging
-import types
-from typing import Any
-
 import torch
 from torch import nn
 
-log = logging.getLogger(__name__)
+from models.forwards import install_forward
 
 _PARAMETERS = (
     "self", "value", "value_spatial_shapes", "value_spatial_shapes_list", "level_start_index",
@@ -129,19 +124,4 @@ def install(model: nn.Module) -> int:
         How many modules now use it; 0 (logged) when the installed transformers' forward has
         another signature, in which case its own forward is kept.
     """
-    modules = [m for m in model.modules() if type(m).__name__ == "MultiScaleDeformableAttention"]
-    if not modules:
-        return 0
-    parameters = tuple(inspect.signature(type(modules[0]).forward).parameters)
-    if parameters != _PARAMETERS:
-        log.warning("MultiScaleDeformableAttention.forward%s is not the one gathered_forward "
-                    "replaces; keeping transformers' own", parameters)  # fmt: skip
-        return 0
-    for module in modules:
-        module.forward = types.MethodType(gathered_forward, module)
-    return len(modules)
-
-
-def original_forward(module: Any) -> Any:
-    """The class's own forward bound to ``module`` (tests compare the two)."""
-    return types.MethodType(type(module).forward, module)
+    return install_forward(model, "MultiScaleDeformableAttention", gathered_forward, _PARAMETERS)

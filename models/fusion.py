@@ -58,16 +58,11 @@ layers 1.04 -> 0.52 s) and 7.47 -> 5.07 s in float32; a 3-phrase ``detect`` 0.78
 
 from __future__ import annotations
 
-import inspect
-import logging
-import types
-from typing import Any
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-log = logging.getLogger(__name__)
+from models.forwards import install_forward, original_forward
 
 _PARAMETERS = (
     "self", "vision_features", "text_features", "vision_attention_mask", "text_attention_mask",
@@ -240,21 +235,4 @@ def install(model: nn.Module) -> int:
         How many modules now use it (one per encoder layer); 0 (logged) when the installed
         transformers' forward has another signature, in which case its own is kept.
     """
-    modules = [
-        m for m in model.modules() if type(m).__name__ == "GroundingDinoBiMultiHeadAttention"
-    ]
-    if not modules:
-        return 0
-    parameters = tuple(inspect.signature(type(modules[0]).forward).parameters)
-    if parameters != _PARAMETERS:
-        log.warning("GroundingDinoBiMultiHeadAttention.forward%s is not the one fused_forward "
-                    "replaces; keeping transformers' own", parameters)  # fmt: skip
-        return 0
-    for module in modules:
-        module.forward = types.MethodType(fused_forward, module)
-    return len(modules)
-
-
-def original_forward(module: Any) -> Any:
-    """The class's own forward bound to ``module`` (tests compare the two; the fallback)."""
-    return types.MethodType(type(module).forward, module)
+    return install_forward(model, "GroundingDinoBiMultiHeadAttention", fused_forward, _PARAMETERS)

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from models.config import ServiceConfig
@@ -46,3 +47,19 @@ def service(service_config: ServiceConfig):
         stability_score_thresh=0.0,
     )
     return svc
+
+
+def assert_same_boxes_as_transformers(ours, theirs, class_name: str) -> None:
+    """Put transformers' own ``forward`` back on ``theirs``' modules of class ``class_name``
+    and check that both detectors (float32, the same checkpoint) give the same boxes and
+    scores for a real photo."""
+    from models.forwards import original_forward
+
+    for module in theirs.model.modules():
+        if type(module).__name__ == class_name:
+            module.forward = original_forward(module)
+    pixels = ours._pixels(open_photo("dog.jpg"))
+    boxes, scores = ours._run(pixels, ["cat", "ball"], None)
+    ref_boxes, ref_scores = theirs._run(pixels, ["cat", "ball"], None)
+    torch.testing.assert_close(boxes, ref_boxes, rtol=0, atol=1e-4)
+    torch.testing.assert_close(scores, ref_scores, rtol=0, atol=1e-4)

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from models import deformable
+from models.forwards import original_forward
+from tests.models.conftest import assert_same_boxes_as_transformers
 
 SHAPES = [(16, 24), (8, 12), (4, 6), (2, 3)]  # 4 levels, as Grounding DINO's, smaller
 
@@ -41,7 +43,7 @@ def test_gathered_forward_matches_transformers(batch, queries, spread):
     module = attention_module()
     value, args = attention_inputs(batch, queries, spread)
     with torch.inference_mode():
-        expected = deformable.original_forward(module)(value, *args)
+        expected = original_forward(module)(value, *args)
         assert deformable.install(torch.nn.Sequential(module)) == 1
         got = module(value, *args)
     assert got.dtype == expected.dtype == torch.float32
@@ -66,7 +68,7 @@ def test_gathered_forward_under_bfloat16_autocast_matches_transformers():
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         source = value.bfloat16()
         half_args = (*args[:3], args[3].bfloat16(), args[4].bfloat16(), args[5])
-        expected = deformable.original_forward(module)(source, *half_args)
+        expected = original_forward(module)(source, *half_args)
         got = deformable.gathered_forward(module, source, *half_args)
     assert got.dtype == expected.dtype == torch.float32
     # Inputs rounded alike (bfloat16 locations: 2 * loc - 1 in bfloat16, as the original).
@@ -87,16 +89,7 @@ def test_grounding_dino_gives_the_same_boxes_with_the_gather(grounding_dino_dir)
     """A whole model's float32 pass: transformers' sampling and ours give the same boxes and
     scores (both detectors load the same small random-weight checkpoint)."""
     from models.detector import GroundingDinoDetector
-    from tests.models.conftest import open_photo
 
     ours = GroundingDinoDetector.from_pretrained(grounding_dino_dir, precision="float32")
     theirs = GroundingDinoDetector.from_pretrained(grounding_dino_dir, precision="float32")
-    modules = [m for m in theirs.model.modules()
-               if type(m).__name__ == "MultiScaleDeformableAttention"]  # fmt: skip
-    for module in modules:
-        module.forward = deformable.original_forward(module)
-    pixels = ours._pixels(open_photo("dog.jpg"))
-    boxes, scores = ours._run(pixels, ["cat", "ball"], None)
-    ref_boxes, ref_scores = theirs._run(pixels, ["cat", "ball"], None)
-    torch.testing.assert_close(boxes, ref_boxes, rtol=0, atol=1e-4)
-    torch.testing.assert_close(scores, ref_scores, rtol=0, atol=1e-4)
+    assert_same_boxes_as_transformers(ours, theirs, "MultiScaleDeformableAttention")

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from models import fusion
+from models.forwards import original_forward
+from tests.models.conftest import assert_same_boxes_as_transformers
 
 TOKENS = 300  # image tokens (8,160 in the real model; the algebra does not depend on it)
 
@@ -52,7 +54,7 @@ def attention_inputs(batch: int, words: int, masks: str):
 def both(module, inputs, autocast: bool = False):
     """(transformers' result, ours) for the same inputs."""
     with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
-        expected = fusion.original_forward(module)(*inputs)
+        expected = original_forward(module)(*inputs)
         got = fusion.fused_forward(module, *inputs)
     return expected, got
 
@@ -135,7 +137,7 @@ def test_training_with_dropout_runs_transformers():
     module.dropout = 0.5
     inputs = attention_inputs(1, 7, "none")
     torch.manual_seed(2)
-    expected = fusion.original_forward(module)(*inputs)
+    expected = original_forward(module)(*inputs)
     torch.manual_seed(2)
     got = fusion.fused_forward(module, *inputs)
     for want, have in zip(flat(expected), flat(got), strict=True):
@@ -168,7 +170,7 @@ def test_install_keeps_a_forward_of_another_signature(caplog):
             return vision_features
 
     model = torch.nn.Sequential(GroundingDinoBiMultiHeadAttention())
-    with caplog.at_level(logging.WARNING, logger="models.fusion"):
+    with caplog.at_level(logging.WARNING, logger="models.forwards"):
         assert fusion.install(model) == 0
     assert "keeping transformers' own" in caplog.text
     assert "forward" not in vars(model[0])
@@ -180,7 +182,6 @@ def test_grounding_dino_gives_the_same_boxes_with_the_fusion(grounding_dino_dir)
     fusion layers' layer scale, initialised to 1e-4, is set to 1 in both so that the
     attention's outputs weigh in the result."""
     from models.detector import GroundingDinoDetector
-    from tests.models.conftest import open_photo
 
     ours = GroundingDinoDetector.from_pretrained(grounding_dino_dir, precision="float32")
     theirs = GroundingDinoDetector.from_pretrained(grounding_dino_dir, precision="float32")
@@ -190,12 +191,4 @@ def test_grounding_dino_gives_the_same_boxes_with_the_fusion(grounding_dino_dir)
                 layer.fusion_layer.vision_param.fill_(1.0)
                 layer.fusion_layer.text_param.fill_(1.0)
     assert fusion.install(ours.model) == 1
-    modules = [m for m in theirs.model.modules()
-               if type(m).__name__ == "GroundingDinoBiMultiHeadAttention"]  # fmt: skip
-    for module in modules:
-        module.forward = fusion.original_forward(module)
-    pixels = ours._pixels(open_photo("dog.jpg"))
-    boxes, scores = ours._run(pixels, ["cat", "ball"], None)
-    ref_boxes, ref_scores = theirs._run(pixels, ["cat", "ball"], None)
-    torch.testing.assert_close(boxes, ref_boxes, rtol=0, atol=1e-4)
-    torch.testing.assert_close(scores, ref_scores, rtol=0, atol=1e-4)
+    assert_same_boxes_as_transformers(ours, theirs, "GroundingDinoBiMultiHeadAttention")
