@@ -28,6 +28,7 @@ class User(UserMixin, db.Model):
     """A parent's or teacher's account. ``is_admin`` is never set by any form or API field."""
 
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (as PostgreSQL)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
@@ -72,6 +73,7 @@ class Photo(db.Model):
     """One uploaded photo, stored normalised (EXIF orientation applied, metadata stripped)."""
 
     __tablename__ = "photos"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (as PostgreSQL)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -115,6 +117,7 @@ class Detection(db.Model):
     """One object found in a photo: label, score (0-1), box (xyxy pixels), area (pixels)."""
 
     __tablename__ = "detections"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (as PostgreSQL)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
@@ -171,7 +174,7 @@ class PhotoWord(db.Model):
     """A word on a photo's "words we learned" list: named by the child or added by a grown-up."""
 
     __tablename__ = "photo_words"
-    __table_args__ = (UniqueConstraint("photo_id", "word"),)
+    __table_args__ = (UniqueConstraint("photo_id", "word"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -203,6 +203,12 @@ class BeatingSource:
     def progress(self, job_id: str, fraction: float, stage: str) -> None:
         """The wrapped ``progress`` (fraction 0-1)."""
         self.source.progress(job_id, fraction, stage)
+
+    def live_keys(self, keys: Iterable[str]) -> set[str]:
+        """The wrapped ``live_keys`` (the cache keys whose photo still exists); all of
+        ``keys`` when the wrapped source cannot tell."""
+        check = getattr(self.source, "live_keys", None)
+        return set(keys) if check is None else check(keys)
 
     def preview(self, job_id: str, png: bytes) -> None:
         """The wrapped ``preview`` (a running job's first picture), if it has one."""

@@ -8,12 +8,15 @@ atomic conditional UPDATE, which works on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 import socket
 from datetime import timedelta
+from collections.abc import Iterable
 from typing import Protocol
 
 from flask import Flask, current_app, url_for
@@ -42,6 +45,21 @@ PREVIEW = "preview.png"  # everything mode's masks before their names, while the
 FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB, PREVIEW, OLD_OVERLAY)
 #: Job kinds: the photo's own analysis, and re-prompts on its cached image embedding.
 KINDS = ("analyse", "point", "words")
+
+
+_CACHE_KEY = re.compile(r"photo-(\d+)-[0-9a-f]{16}")
+
+
+def photo_cache_key(photo_id: int, original: bytes) -> str:
+    """The worker's cache key of a photo: ``photo-<id>-<first 16 hex of SHA-256 of the stored
+    original>``, e.g. ``photo-12-9f86d081884c7d65``.
+
+    Image embeddings, Grounding DINO features and vocabulary detections are cached under it.
+    The content hash makes a key name one picture only: even if a photo id came back (ids are
+    never reused, but databases are restored from backups), another picture gets another key,
+    and the same picture the same one (its cached data is then still its own).
+    """
+    return f"photo-{photo_id}-{hashlib.sha256(original).hexdigest()[:16]}"
 
 
 def reprompt_file(job_id: str, kind: str) -> str:
@@ -238,8 +256,22 @@ class DatabaseJobSource:
                 db.session.commit()
                 return None
             return JobRequest(job_id=job.id, image=image, mode=job.photo.mode,
-                              prompt=job.photo.prompt, key=f"photo-{job.photo_id}",
+                              prompt=job.photo.prompt, key=photo_cache_key(job.photo_id, data),
                               kind=job.kind, params=json.loads(job.params or "{}"))
+
+    def live_keys(self, keys: Iterable[str]) -> set[str]:
+        """The cache keys (see :func:`photo_cache_key`) among ``keys`` whose photo is still in
+        the library; a key of a deleted photo, or not of this form, is not returned.
+
+        A worker calls this on each claim and forgets the rest, so every worker (database or
+        Redis queue, on any machine) drops a deleted photo's cached data by its next job."""
+        ids = {key: int(match.group(1)) for key in keys if (match := _CACHE_KEY.fullmatch(key))}
+        if not ids:
+            return set()
+        with self.app.app_context():
+            present = set(db.session.scalars(
+                select(Photo.id).where(Photo.id.in_(set(ids.values())))))
+        return {key for key, photo_id in ids.items() if photo_id in present}
 
     def progress(self, job_id: str, fraction: float, stage: str) -> None:
         """Record progress (0-1) and the stage name; doubles as the job's heartbeat."""

@@ -338,6 +338,11 @@ class GroundingDinoDetector:
         different photo size never hits)."""
         return None if key is None else f"{key}@{image.width}x{image.height}"
 
+    def cached_keys(self) -> set[str]:
+        """The photo keys (as given to :meth:`detect`) whose backbone features are cached."""
+        return {cached.rsplit("@", 1)[0] for cached in self._backbone_cache.entries
+                if "@" in cached}
+
     def forget(self, key: str) -> None:
         """Drop the cached backbone features of ``key`` (every photo size)."""
         for cached in list(self._backbone_cache.entries):

@@ -245,6 +245,10 @@ class MobileSamSegmenter:
             return embedding
         return self.embed(image, key)
 
+    def cached_keys(self) -> set[str]:
+        """The keys whose image embedding is cached."""
+        return set(self._cache)
+
     def forget(self, key: str) -> None:
         """Drop ``key``'s cached embedding, if any."""
         self._cache.pop(key, None)

@@ -149,7 +149,8 @@ class InferenceService:
             image: the photo (PIL; EXIF orientation is applied, then converted to RGB).
             mode: "everything" (prompt ignored) or "grounded" (prompt required).
             prompt: e.g. "cat, ball" (see ``models.prompts.parse_prompt``).
-            key: cache key of the photo (e.g. "photo-12"): its image embedding, Grounding
+            key: cache key of the photo (one picture each, e.g. "photo-12-9f86d081884c7d65";
+                ``app.jobs.photo_cache_key``): its image embedding, Grounding
                 DINO backbone features and vocabulary detections are kept in small LRUs for
                 later calls (re-prompts). None: computed for this call only.
             progress: called as progress(fraction 0-1, stage text) between stages.
@@ -230,7 +231,7 @@ class InferenceService:
         Args:
             image: the photo (PIL; EXIF orientation is applied, then RGB) as analysed before.
             point: (x, y) in pixels of the upright photo.
-            key: cache key of the photo, e.g. "photo-12".
+            key: cache key of the photo, as for :meth:`analyze`.
             progress: called as progress(fraction 0-1, stage text).
 
         Returns:
@@ -283,6 +284,17 @@ class InferenceService:
             width=photo.width, height=photo.height, mode="point", prompt=None, objects=[obj],
             weights=weights, timings=timings,
         )  # fmt: skip
+
+    def cached_keys(self) -> set[str]:
+        """The photo keys (as given to :meth:`analyze`) that anything is cached for: image
+        embeddings, Grounding DINO backbone features, vocabulary detections."""
+        with self._lock:
+            keys = {cached.rsplit("@", 1)[0] for cached in self._names}
+            if self.segmenter is not None:
+                keys |= self.segmenter.cached_keys()
+            if self.detector is not None:
+                keys |= self.detector.cached_keys()
+            return keys
 
     def forget(self, key: str) -> None:
         """Drop everything cached for ``key`` (image embedding, backbone features, names)."""

@@ -36,7 +36,8 @@ class JobRequest:
         image: the photo, RGB.
         mode: "everything" or "grounded".
         prompt: grounded mode's text, else None.
-        key: cache key of the photo (e.g. "photo-12"), for its image embedding.
+        key: cache key of the photo (e.g. "photo-12-9f86d081884c7d65": id and content hash),
+            for its image embedding, detector features and names.
         kind: "analyse" (the photo's own analysis), or a re-prompt on the cached embedding:
             "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}).
         params: the re-prompt's parameters (INTERFACES.md ADDENDUM).
@@ -73,6 +74,9 @@ class JobSource(Protocol):
 
     # Optional: ``preview(job_id, png)`` stores a first picture of a running everything-mode
     # job (its masks, before the names; see :func:`process_one`). Sources without it get none.
+    # Optional: ``live_keys(keys) -> set[str]``, the cache keys among ``keys`` whose photo still
+    # exists; on each claim the service forgets the others (a deleted photo's embedding,
+    # features and names). Sources without it keep the service's caches as they are.
 
 
 def process_one(source: JobSource, service: InferenceService) -> bool:
@@ -96,6 +100,7 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     if job is None:
         return False
     log.info("job %s: %s (%s) of %s", job.job_id, job.kind, job.mode, job.key)
+    forget_deleted(source, service)
 
     def report(fraction: float, stage: str) -> None:
         try:
@@ -207,6 +212,34 @@ def _point_of(params: dict[str, Any]) -> tuple[float, float]:
         return float(params["x"]), float(params["y"])
     except (KeyError, TypeError, ValueError) as exc:
         raise BadPromptError("The tap did not say where on the photo it was.") from exc
+
+
+def forget_deleted(source: JobSource, service: InferenceService) -> list[str]:
+    """Make ``service`` forget what it caches for photos that ``source`` no longer has
+    (``source.live_keys``; nothing happens for a source without it). A failure to ask is
+    logged, not raised: the job goes on, and cache keys name one picture each, so a stale
+    entry can only take memory until the next check or its LRU eviction.
+
+    Returns:
+        The keys forgotten.
+    """
+    check = getattr(source, "live_keys", None)
+    if check is None:
+        return []
+    cached = service.cached_keys()
+    if not cached:
+        return []
+    try:
+        live = check(cached)
+    except Exception:
+        log.warning("could not check which cached photos still exist", exc_info=True)
+        return []
+    gone = sorted(cached - set(live))
+    for key in gone:
+        service.forget(key)
+    if gone:
+        log.info("forgot the cached data of deleted photos: %s", ", ".join(gone))
+    return gone
 
 
 def _fail(source: JobSource, job_id: str, reason: str) -> None:

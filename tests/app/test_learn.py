@@ -10,7 +10,7 @@ import pytest
 
 from app.db import Job
 from app.extensions import db
-from app.jobs import DatabaseJobSource
+from app.jobs import ORIGINAL, DatabaseJobSource, photo_cache_key, storage
 from models.result import AnalysisResult
 from tests.conftest import csrf_token, photo_bytes
 from tests.results import finish_next_job, rect_object
@@ -28,6 +28,14 @@ def finished_photo(app, client, auth, mode="everything", labels=("object 1", "ob
         rect_object(label, (10 + 200 * i, 10, 190 + 200 * i, 190), size, i)
         for i, label in enumerate(labels)], mode, form.get("prompt"))
     return ids["photo_id"], size
+
+
+def stored_original(app, photo_id: int) -> bytes:
+    """The stored (normalised) original of a photo."""
+    from app.db import Photo
+
+    with app.app_context():
+        return storage().get(db.session.get(Photo, photo_id).storage_prefix + ORIGINAL)
 
 
 def tap(client, auth, photo_id, x=50, y=60, headers=None):
@@ -49,7 +57,8 @@ def test_a_tap_is_a_point_job_that_leaves_the_photo_alone(app, client, auth):
     source = DatabaseJobSource(app)
     request = source.claim()
     assert (request.job_id, request.kind, request.params) == (job_id, "point", {"x": 50.5, "y": 60})
-    assert request.key == f"photo-{photo_id}"  # the cached image embedding of this photo
+    # the cached image embedding of this photo: its id and the stored picture's hash
+    assert request.key == photo_cache_key(photo_id, stored_original(app, photo_id))
     assert client.get(f"/api/v1/photos/{photo_id}").get_json()["status"] == "done"
     cut = rect_object("something?", (20, 30, 120, 130), size)
     source.complete(job_id, AnalysisResult(width=size[0], height=size[1], mode="everything",
