@@ -15,8 +15,8 @@ import logging
 import os
 import re
 import socket
-from datetime import timedelta
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Protocol
 
 from flask import Flask, current_app, url_for
