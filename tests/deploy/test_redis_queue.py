@@ -1,5 +1,6 @@
-"""The Redis queue's rules without models: what goes on the queue, an upload while Redis is
-down, a dead worker's job retried once then failed with a reason, one claim per job id."""
+"""The Redis queue's rules: what goes on the queue, an upload while Redis is down, a dead
+worker's job retried once then failed with a reason, one claim per job id, and (with the
+random-weight models) two workers' caches never answering for a deleted photo."""
 
 from __future__ import annotations
 
@@ -130,3 +131,74 @@ def test_asking_again_goes_to_the_worker_holding_the_photo_then_moves_on(make_ap
         db.session.commit()
         queue.enqueue(third.id)  # a dead holder: the shared queue at once
         assert (own.count, queue.length()) == (1, 2)
+
+
+def test_two_workers_never_answer_a_new_photo_from_a_deleted_ones_cache(
+        make_app, redis_url, no_sweep_grace, service_config):
+    """Through Redis with two workers: worker 1 analyses and taps user A's newest photo,
+    which A deletes; user B's photo of the same size is analysed by worker 2, and its tap and
+    new words, swept off busy worker 2's own queue, are answered by worker 1: from B's photo
+    (a fresh worker's answers), with A's cached data forgotten on worker 1's claim."""
+    from app.health import BeatingSource
+    from models.service import InferenceService
+    from models.worker import process_one
+    from tests.app.test_cache_keys import (
+        ask_words,
+        job_result,
+        objects_of,
+        same_size_jpeg,
+        stored_photo,
+        tap,
+    )
+    from tests.app.test_cache_keys import upload as upload_jpeg
+
+    app = make_app(REDIS_URL=redis_url)
+    queue = app.extensions["job_queue"]
+    connection = queue.queue.connection
+    workers = {}
+    for name in ("worker.1:1:aa", "worker.2:2:bb"):
+        beat = WorkerHeartbeat(app, name, "redis")
+        beat.beat()  # alive
+        workers[name] = (beat, InferenceService(service_config))
+    one, two = workers
+
+    def work(name: str) -> str:
+        """What the RQ worker ``name`` does once: its own queue first, then the shared one."""
+        beat, service = workers[name]
+        for rq in (rq_queue(connection, own_queue_name(name)), queue.queue):
+            if rq.count:
+                entry = rq.pop_job_id()
+                [job_id] = rq.fetch_job(entry).args
+                assert process_one(BeatingSource(OneJobSource(app, name, job_id), beat),
+                                   service)
+                return job_id
+        raise AssertionError(f"nothing queued for {name}")
+
+    a, b = Parent(app, "a@example.com"), Parent(app, "b@example.com")
+    a_photo = upload_jpeg(a.client, a.auth, same_size_jpeg("dog.jpg"))["photo_id"]
+    work(one)
+    tap(a.client, a.auth, a_photo)
+    assert rq_queue(connection, own_queue_name(one)).count == 1  # sent to its holder
+    work(one)
+    [a_key] = workers[one][1].cached_keys()
+    assert a.client.delete(f"/api/v1/photos/{a_photo}",
+                           headers=a.auth.api_headers()).status_code == 204
+
+    b_photo = upload_jpeg(b.client, b.auth, same_size_jpeg("bears.jpg"))["photo_id"]
+    assert rq_queue(connection, own_queue_name(one)).count == 0  # not A's photo's holder
+    work(two)
+    b_tap = tap(b.client, b.auth, b_photo)
+    b_words = ask_words(app, b_photo, "bear, dog")
+    with app.app_context():
+        queue.enqueue(b_words)
+        rq_queue(connection, own_queue_name(two)).empty()  # worker 2 busy: ...
+        assert queue.sweep() == 2  # ... both go on the shared queue
+    assert {work(one), work(one)} == {b_tap, b_words}
+    assert a_key not in workers[one][1].cached_keys()
+
+    fresh = InferenceService(service_config)
+    picture = stored_photo(app, b_photo)
+    assert objects_of(job_result(app, b_tap)) == objects_of(
+        {"objects": [o.to_json() for o in fresh.segment_point(picture, (320, 240)).objects]})
+    assert objects_of(job_result(app, b_words)) == objects_of(
+        fresh.analyze(picture, "grounded", "bear, dog").to_json())
