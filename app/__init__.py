@@ -41,17 +41,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ext.login_manager.unauthorized_handler(errors.unauthorized)
     ext.login_manager.session_protection = "basic"
 
-    from app.queues import make_queue
+    from app.queue import make_queue
     from app.storage import make_storage
 
     # Local directory and database queue by default; S3 and Redis when configured.
     app.extensions["photo_storage"] = make_storage(app.config)
     app.extensions["job_queue"] = make_queue(app.config)
 
-    from app import admin, api, auth, cli, health, learn, library, main
+    from app import admin, api, auth, cli, health, photos
 
-    for module in (auth, main, library, admin, api, health, learn):
-        app.register_blueprint(module.bp)
+    for package in (auth, photos, admin, api, health):
+        app.register_blueprint(package.bp)
+    _template_globals(app)
     errors.register(app)
     from app import security
 
@@ -60,3 +61,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO)
     return app
+
+
+def _template_globals(app: Flask) -> None:
+    """What every page may use: whether an object is a confident name (``object_named``, for
+    a ``PhotoObject`` row or an object dict) and how an unnamed one is shown
+    (``unsure_label``, "Something?")."""
+    from models.result import UNSURE_LABEL, is_named
+
+    def object_named(obj: Any) -> bool:
+        if isinstance(obj, dict):
+            return is_named(obj.get("label"), obj.get("named"))
+        return is_named(getattr(obj, "label", None), getattr(obj, "named", None))
+
+    app.add_template_global(object_named)
+    app.add_template_global(UNSURE_LABEL.capitalize(), "unsure_label")

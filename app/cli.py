@@ -9,9 +9,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from app.auth.forms import MIN_PASSWORD
 from app.db import User
 from app.extensions import db
-from app.forms import MIN_PASSWORD
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 models_cli = AppGroup("models", help="Manage model weights.")
@@ -92,7 +92,7 @@ def worker_command(ctx: click.Context, max_jobs: int | None, poll: float,
                    fetch_weights: bool) -> None:
     """Run an inference worker of the configured queue (Redis with REDIS_URL, else the
     database): loads the models once, then analyses queued photos until SIGTERM."""
-    from app.queues import run_worker_process
+    from app.worker import run_worker_process
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # Below the web server's priority: on a shared machine, pages and polls stay quick while

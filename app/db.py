@@ -1,4 +1,5 @@
-"""Database tables: users, photos, their detected objects, and analysis jobs.
+"""Database tables: users, photos, the objects found in them, their words, analysis jobs, and
+the inference workers' heartbeats.
 
 Named ``db`` rather than ``models`` because ``models/`` is the vision package.
 """
@@ -6,8 +7,9 @@ Named ``db`` rather than ``models`` because ``models/`` is the vision package.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false, func, select, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -92,9 +94,9 @@ class Photo(db.Model):
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
         order_by="PhotoWord.id",
     )
-    objects: Mapped[list[Detection]] = relationship(
+    objects: Mapped[list[PhotoObject]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
-        order_by="Detection.rank",
+        order_by="PhotoObject.rank",
     )
     jobs: Mapped[list[Job]] = relationship(
         back_populates="photo", cascade="all, delete-orphan", passive_deletes=True,
@@ -113,16 +115,19 @@ class Photo(db.Model):
         return f"u{self.user_id}/p{self.id}/"
 
 
-class Detection(db.Model):
-    """One object found in a photo: label, score (0-1), box (xyxy pixels), area (pixels)."""
+class PhotoObject(db.Model):
+    """One object found in a photo: label, whether it is a confident name (``named``; see
+    ``models.result.ObjectResult.named``), score (0-1), box (xyxy pixels), area (pixels),
+    colour (``#rrggbb``, as in the overlay)."""
 
-    __tablename__ = "detections"
+    __tablename__ = "photo_objects"
     __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (as PostgreSQL)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
     rank: Mapped[int]
     label: Mapped[str] = mapped_column(String(200))
+    named: Mapped[bool] = mapped_column(default=True, server_default=true())
     score: Mapped[float]
     x0: Mapped[float]
     y0: Mapped[float]
@@ -162,10 +167,14 @@ class Job(db.Model):
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     # "analyse" (the photo's own analysis), or a re-prompt on its cached image embedding:
-    # "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}); see INTERFACES.md.
+    # "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}).
     kind: Mapped[str] = mapped_column(String(16), default="analyse", server_default="analyse")
     params: Mapped[str | None] = mapped_column(Text)  # JSON
-    result: Mapped[str | None] = mapped_column(Text)  # JSON (AnalysisResult.to_json), re-prompts
+    # A re-prompt's result: JSON of models.result.AnalysisResult.to_json (None for analyses,
+    # whose objects are rows and whose JSON is a file of the photo).
+    result: Mapped[str | None] = mapped_column(Text)
+    # An analysis showed its masks before their names (app.files.PREVIEW is stored).
+    preview: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     photo: Mapped[Photo] = relationship(back_populates="jobs")
 
@@ -202,3 +211,14 @@ class WorkerBeat(db.Model):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     last_job_at: Mapped[datetime | None]
+
+    @staticmethod
+    def alive_cutoff() -> datetime:
+        """A worker whose last beat is older than this (``ALIVE_BEATS`` beats ago, at the
+        current app's ``WORKER_HEARTBEAT_S``) is dead or stuck."""
+        interval = float(current_app.config["WORKER_HEARTBEAT_S"])
+        return utcnow() - timedelta(seconds=ALIVE_BEATS * interval)
+
+
+#: A worker is alive while its last beat is younger than this many beat intervals.
+ALIVE_BEATS = 3

@@ -250,3 +250,10 @@ def make_storage(config: Mapping[str, Any]) -> Storage:
                          access_key_id=config.get("S3_ACCESS_KEY_ID"),
                          secret_access_key=config.get("S3_SECRET_ACCESS_KEY"))
     return LocalStorage(config["STORAGE_DIR"])
+
+
+def storage() -> Storage:
+    """The current app's photo storage (set up by the factory from :func:`make_storage`)."""
+    from flask import current_app
+
+    return current_app.extensions["photo_storage"]

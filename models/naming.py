@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from models.vocabulary import UNSURE_LABEL
+from models.result import UNSURE_LABEL
 
 NAME_SCORE = 0.4
 MATCH_IOU = 0.7

@@ -1,4 +1,5 @@
-"""Parse the text prompt of grounded mode ("cat, ball" / "cat . ball") into phrases."""
+"""What a photo can be asked: the two modes, and grounded mode's text prompt ("cat, ball" /
+"cat . ball") parsed into phrases."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import unicodedata
 
 from models.errors import BadPromptError
 
+#: "everything": every object (MobileSAM automatic mask generation, named by the vocabulary);
+#: "grounded" (find by name): Grounding DINO boxes for the prompt's phrases, then masks.
+MODES = ("everything", "grounded")
 MAX_PROMPT_CHARS = 500
 MAX_PHRASES = 20
 

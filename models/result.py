@@ -11,10 +11,26 @@ import numpy as np
 from models.mask import Mask
 from models.palette import hex_color
 from models.rle import mask_to_rle
-from models.vocabulary import UNSURE_LABEL
 
 Box = tuple[float, float, float, float]
-_NUMBERED = re.compile(r"^object \d+$")
+#: The label of an object that could not be named with confidence (``models.naming``); pages
+#: show it capitalised ("Something?") and never say a guess aloud.
+UNSURE_LABEL = "something?"
+#: Labels of results made when everything mode numbered its objects ("object 3"): not names.
+NUMBERED_LABEL = re.compile(r"^object \d+$")
+
+
+def is_named(label: str | None, named: bool | None = None) -> bool:
+    """True when an object's ``label`` is a name the app may say with confidence.
+
+    ``named`` is the object's own flag (:attr:`ObjectResult.named`), which wins when given.
+    Without it (results stored before the flag existed), "something?", "object N" and empty
+    labels are not names and anything else (grounded mode's phrases) is.
+    """
+    if isinstance(named, bool):
+        return named
+    text = (label or "").strip().lower()
+    return bool(text) and text != UNSURE_LABEL and not NUMBERED_LABEL.match(text)
 
 
 @dataclass
@@ -48,8 +64,7 @@ class ObjectResult:
     def __post_init__(self) -> None:
         if not isinstance(self.mask, Mask):
             self.mask = Mask.from_array(np.asarray(self.mask))
-        if self.named is None:
-            self.named = self.label != UNSURE_LABEL and not _NUMBERED.match(self.label)
+        self.named = is_named(self.label, self.named)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict: label, named, score, box [x0,y0,x1,y1] px, area px, "#rrggbb",

@@ -30,9 +30,9 @@ from models.config import ServiceConfig
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
 from models.naming import UNNAMED, Name, name_boxes
 from models.palette import color_for
-from models.prompts import parse_prompt
-from models.result import AnalysisResult, ObjectResult
-from models.vocabulary import UNSURE_LABEL, VOCABULARY
+from models.prompts import MODES, parse_prompt
+from models.result import UNSURE_LABEL, AnalysisResult, ObjectResult
+from models.vocabulary import VOCABULARY
 
 if TYPE_CHECKING:
     from models.detector import Detection, GroundingDinoDetector
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODES = ("everything", "grounded")
 # A tapped object is named from a crop of the photo around it: its box grown by a quarter of
 # its size on each side (context for the detector), at least 160 px a side (product choices).
 POINT_CROP_MARGIN = 0.25
@@ -150,7 +149,7 @@ class InferenceService:
             mode: "everything" (prompt ignored) or "grounded" (prompt required).
             prompt: e.g. "cat, ball" (see ``models.prompts.parse_prompt``).
             key: cache key of the photo (one picture each, e.g. "photo-12-9f86d081884c7d65";
-                ``app.jobs.photo_cache_key``): its image embedding, Grounding
+                ``app.queue.database.photo_cache_key``): its image embedding, Grounding
                 DINO backbone features and vocabulary detections are kept in small LRUs for
                 later calls (re-prompts). None: computed for this call only.
             progress: called as progress(fraction 0-1, stage text) between stages.

@@ -74,8 +74,6 @@ VOCABULARY: tuple[str, ...] = _unique(
     COCO_WORDS, ANIMAL_WORDS, FOOD_WORDS, TOY_WORDS, EVERYDAY_WORDS
 )
 
-#: The label of an object that could not be named confidently (INTERFACES.md ADDENDUM).
-UNSURE_LABEL = "something?"
 
 
 def chunk_words(

@@ -1,7 +1,7 @@
 """Worker loop: claim a job, analyse the photo, render the overlay, report the outcome.
 
 The queue is abstract (:class:`JobSource`); the web app implements it on its database
-(``app.jobs.DatabaseJobSource``), tests with an in-memory fake.
+(``app.queue.database.DatabaseJobSource``), tests with an in-memory fake.
 """
 
 from __future__ import annotations

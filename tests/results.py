@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.jobs import DatabaseJobSource
+from app.queue.database import DatabaseJobSource
 from models.overlay import encode_jpeg, render_overlay
 from models.result import AnalysisResult, ObjectResult
 

@@ -7,7 +7,7 @@
 import { getJSON } from "./api.js";
 import { CutOut, NameSheet, cutoutOf } from "./cutout.js";
 import { FindIt } from "./game.js";
-import { displayName, isNamed, showNamed } from "./names.js";
+import { displayName } from "./names.js";
 import { Mask } from "./rle.js";
 import { say, sayName } from "./speech.js";
 import { Stage } from "./stage.js";
@@ -136,11 +136,6 @@ export function initLearning(section) {
         const obj = objects[i];
         if (!obj || !o?.mask) return;
         obj.mask = new Mask(o.mask);
-        const named = isNamed(o.label, o.named);
-        if (named !== obj.named) {
-          obj.named = named;
-          showNamed(obj.btn, named);
-        }
       });
       ctx.masksReady = objects.every((o) => o.mask);
     } catch {

@@ -92,7 +92,7 @@ export function buildResult(photo, { pageLink = true } = {}) {
     boxes.append(rect);
   });
 
-  const named = objects.filter((o) => isNamed(o.label, o.named)).length;
+  const named = objects.filter((o) => isNamed(o)).length;
   slot("heading").textContent = headingText(objects.length);
   slot("sub").textContent = subText(objects.length, mode, photo.prompt, named);
 
@@ -110,7 +110,7 @@ export function buildResult(photo, { pageLink = true } = {}) {
     const score = item.querySelector('[data-slot="score"]');
     if (mode === "grounded" && typeof o.score === "number") score.textContent = `${Math.round(o.score * 100)}% sure`;
     else score.remove();
-    showNamed(btn, isNamed(o.label, o.named));
+    showNamed(btn, isNamed(o));
     list.append(item);
   });
 

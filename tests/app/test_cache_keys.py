@@ -12,7 +12,9 @@ from PIL import Image
 
 from app.db import Job, Photo
 from app.extensions import db
-from app.jobs import ORIGINAL, DatabaseJobSource, photo_cache_key, storage
+from app.files import ORIGINAL
+from app.queue.database import DatabaseJobSource, photo_cache_key
+from app.storage import storage
 from models.service import InferenceService
 from models.worker import forget_deleted, process_one
 from tests.conftest import photo_bytes

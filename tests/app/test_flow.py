@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from app.jobs import DatabaseJobSource
+from app.queue.database import DatabaseJobSource
 from models.rle import rle_to_mask
 from models.worker import process_one
 from tests.conftest import photo_bytes

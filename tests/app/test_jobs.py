@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from app.db import Job
 from app.extensions import db
-from app.jobs import DatabaseJobSource
+from app.queue.database import DatabaseJobSource
 from models.service import InferenceService
 from models.worker import process_one
 from tests.conftest import photo_bytes
@@ -47,8 +47,10 @@ def test_worker_that_died_is_retried_then_failed(app, client, auth):
     source = DatabaseJobSource(app)
     source.timeout = source.timeout * 0  # every running job counts as stale
     for _ in range(2):  # claimed twice by workers that die without a word
+        source.recover_stale()  # what the live workers' recovery loop does at every beat
         assert source.claim() is not None
         assert client.get(f"/api/v1/jobs/{ids['job_id']}").get_json()["status"] == "running"
+    source.recover_stale()
     assert source.claim() is None
     job = client.get(f"/api/v1/jobs/{ids['job_id']}").get_json()
     assert job["status"] == "failed" and "worker stopped" in job["error"]
@@ -94,7 +96,7 @@ def test_a_running_analysis_offers_its_preview_until_it_is_done(app, client, aut
     source passes it on."""
     from PIL import Image
 
-    from app.health import BeatingSource
+    from app.worker.heartbeat import BeatingSource
     from models.overlay import encode_png
     from models.result import AnalysisResult
 

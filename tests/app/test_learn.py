@@ -10,7 +10,9 @@ import pytest
 
 from app.db import Job
 from app.extensions import db
-from app.jobs import ORIGINAL, DatabaseJobSource, photo_cache_key, storage
+from app.files import ORIGINAL
+from app.queue.database import DatabaseJobSource, photo_cache_key
+from app.storage import storage
 from models.result import AnalysisResult
 from tests.conftest import csrf_token, photo_bytes
 from tests.results import finish_next_job, rect_object

@@ -10,8 +10,8 @@ from sqlalchemy import update
 from app import create_app
 from app.db import Job, WorkerBeat, utcnow
 from app.extensions import db
-from app.health import BeatingSource, WorkerHeartbeat
-from app.jobs import DatabaseJobSource
+from app.queue.database import DatabaseJobSource
+from app.worker.heartbeat import BeatingSource, WorkerHeartbeat
 from tests.app.test_admin import admin_client
 from tests.deploy.conftest import Parent
 from tests.processes import free_port

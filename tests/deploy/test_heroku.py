@@ -50,7 +50,7 @@ def test_procfile_app_json_and_python_version_agree():
 
 
 def test_worker_fetches_weights_at_boot_and_starts_even_if_that_fails(app, monkeypatch, caplog):
-    from app import queues
+    from app import worker
     from models import weights
 
     started = []
@@ -60,7 +60,7 @@ def test_worker_fetches_weights_at_boot_and_starts_even_if_that_fails(app, monke
 
     monkeypatch.setattr(weights, "download_mobile_sam", offline)
     monkeypatch.setattr(weights, "download_grounding_dino", offline)
-    monkeypatch.setattr(queues, "run_worker_process", lambda app, **kw: started.append(kw) or 0)
+    monkeypatch.setattr(worker, "run_worker_process", lambda app, **kw: started.append(kw) or 0)
     with caplog.at_level(logging.ERROR), app.app_context():  # as the flask command does
         result = app.test_cli_runner().invoke(args=["worker", "--fetch-weights"])
     assert result.exit_code == 0, result.output

@@ -18,11 +18,11 @@ from sqlalchemy import inspect, select
 from app.config import database_url
 from app.db import Job
 from app.extensions import db
-from app.jobs import DatabaseJobSource
+from app.queue.database import DatabaseJobSource
 from tests.deploy.conftest import Parent
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"users", "photos", "detections", "jobs", "workers", "alembic_version"}
+TABLES = {"users", "photos", "photo_objects", "jobs", "workers", "alembic_version"}
 
 
 def test_heroku_urls_select_psycopg3(tmp_path):

@@ -11,13 +11,17 @@ import pytest
 from redis import Redis
 from sqlalchemy import update
 
-from app import queues
 from app.config import from_env
 from app.db import Job, Photo, WorkerBeat, utcnow
 from app.extensions import db
-from app.health import WorkerHeartbeat
-from app.jobs import ORIGINAL, DatabaseJobSource, DatabaseQueue
-from app.queues import OneJobSource, RedisQueue, make_queue, own_queue_name, rq_queue
+from app.files import ORIGINAL
+from app.queue import make_queue
+from app.queue import redis as queues
+from app.queue.database import DatabaseJobSource, DatabaseQueue
+from app.queue.redis import RedisQueue, own_queue_name, rq_queue
+from app.worker import OneJobSource
+from app.worker.heartbeat import WorkerHeartbeat
+from app.worker.recovery import recovery_chores
 from tests.deploy.conftest import Parent
 from tests.processes import free_port
 
@@ -50,7 +54,7 @@ def test_an_upload_puts_only_its_job_id_on_the_queue(make_app, redis_url):
     [entry] = queue.get_job_ids()
     job = queue.fetch_job(entry)
     assert entry.startswith(ids["job_id"] + "-")
-    assert job.func_name == "app.queues.perform" and job.args == [ids["job_id"]]
+    assert job.func_name == "app.worker.perform" and job.args == [ids["job_id"]]
     payload = zlib.decompress(Redis.from_url(redis_url).hget(job.key, "data"))
     assert json.loads(payload)[2] == [ids["job_id"]]  # JSON, not pickle
 
@@ -72,7 +76,7 @@ def test_a_dead_workers_job_is_retried_once_then_failed_with_a_reason(make_app, 
     app = make_app(REDIS_URL=redis_url, JOB_TIMEOUT_S=60)
     ids = upload(app)
     queue = app.extensions["job_queue"]
-    chores = queues._recovery(app, queue)  # what each live worker runs at every beat
+    chores = recovery_chores(app, queue)  # what each live worker runs at every beat
     for attempt, worker in enumerate(("worker.1:10:aa", "worker.2:11:bb"), start=1):
         queue.queue.empty()  # a worker took the entry ...
         assert DatabaseJobSource(app, worker).claim_job(ids["job_id"]) is not None
@@ -139,7 +143,7 @@ def test_two_workers_never_answer_a_new_photo_from_a_deleted_ones_cache(
     which A deletes; user B's photo of the same size is analysed by worker 2, and its tap and
     new words, swept off busy worker 2's own queue, are answered by worker 1: from B's photo
     (a fresh worker's answers), with A's cached data forgotten on worker 1's claim."""
-    from app.health import BeatingSource
+    from app.worker.heartbeat import BeatingSource
     from models.service import InferenceService
     from models.worker import process_one
     from tests.app.test_cache_keys import (

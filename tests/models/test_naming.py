@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.naming import MARGIN, MATCH_IOU, NAME_SCORE, box_iou_matrix, name_boxes
-from models.vocabulary import UNSURE_LABEL
+from models.result import UNSURE_LABEL
 
 DOG_BOX = (100.0, 100.0, 300.0, 250.0)
 

@@ -10,7 +10,8 @@ from PIL import Image
 from models.detector import Detection
 from models.errors import BadPromptError
 from models.mask import Mask
-from models.vocabulary import UNSURE_LABEL, VOCABULARY
+from models.result import UNSURE_LABEL
+from models.vocabulary import VOCABULARY
 from tests.models.conftest import open_photo
 
 

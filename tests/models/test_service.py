@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
+from models.result import UNSURE_LABEL
 from models.rle import rle_to_mask
 from models.service import InferenceService
-from models.vocabulary import UNSURE_LABEL, VOCABULARY
+from models.vocabulary import VOCABULARY
 from tests.models.conftest import PHOTO_NAMES, open_photo
 
 pytestmark = pytest.mark.filterwarnings(

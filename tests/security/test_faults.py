@@ -5,7 +5,7 @@ import threading
 
 from sqlalchemy.exc import OperationalError
 
-from app.jobs import DatabaseJobSource
+from app.queue.database import DatabaseJobSource
 from app.storage import StorageError
 from models.service import InferenceService
 from models.worker import process_one, run_worker

@@ -1,16 +1,14 @@
 """The home page: the landing page, or the upload page when logged in."""
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
-from app.api import chosen_file
-from app.forms import UploadForm
 from app.imaging import ImageRejected
-from app.jobs import TooManyPendingJobs, submit_photo
+from app.photos.blueprint import bp
+from app.photos.forms import UploadForm, chosen_file
+from app.photos.service import TooManyPendingJobs, submit_photo
 from app.storage import StorageError
 from models.errors import BadPromptError
-
-bp = Blueprint("main", __name__)
 
 
 @bp.route("/", methods=["GET"])
@@ -42,5 +40,5 @@ def upload():
             return render_template("index.html", form=form), 429, {
                 "Retry-After": str(exc.retry_after)}
         else:
-            return redirect(url_for("library.photo", photo_id=photo.id))
+            return redirect(url_for("photos.photo", photo_id=photo.id))
     return render_template("index.html", form=form), 400

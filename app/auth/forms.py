@@ -1,15 +1,12 @@
-"""Flask-WTF forms (CSRF-protected) for accounts and uploads."""
+"""Account forms (Flask-WTF, CSRF-protected): register and log in."""
 
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField
-from wtforms import BooleanField, PasswordField, RadioField, StringField, SubmitField
-from wtforms.fields.choices import SelectChoice
+from wtforms import BooleanField, PasswordField, StringField, SubmitField
 from wtforms.validators import (
     Email,
     EqualTo,
     InputRequired,
     Length,
-    Optional,
     ValidationError,
 )
 
@@ -44,15 +41,3 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[InputRequired(), Length(max=MAX_PASSWORD)])
     remember = BooleanField("Remember me")
     submit = SubmitField("Log in")
-
-
-class UploadForm(FlaskForm):
-    """A photo and what to look for in it."""
-
-    mode = RadioField("What should we look for?", default="everything", choices=[
-        SelectChoice("everything", "Find everything"), SelectChoice("grounded", "Find by name")])
-    prompt = StringField("Names to find", validators=[Optional(), Length(max=500)],
-                         render_kw={"placeholder": "cat, ball", "autocomplete": "off"})
-    # Checked in the view: two inputs share this name (camera and photo library).
-    image = FileField("Photo", render_kw={"accept": "image/*", "capture": "environment"})
-    submit = SubmitField("Find the objects")

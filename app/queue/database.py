@@ -1,9 +1,9 @@
-"""The job queue front: submitting photos, and the database-fed job source the worker drains.
+"""The database as the queue: a ``jobs`` row with status ``queued`` *is* the queue entry.
 
-The queue sits behind :class:`JobQueue` (``enqueue``) on the web side and
-:class:`models.worker.JobSource` on the worker side. The embedded default is the database itself:
-a ``jobs`` row with status ``queued`` *is* the queue entry, and workers claim rows with an
-atomic conditional UPDATE, which works on SQLite and PostgreSQL alike.
+Workers claim rows with an atomic conditional UPDATE, which works on SQLite and PostgreSQL
+alike, so of several workers handed the same job exactly one runs it; the same source serves
+the Redis queue's workers (``app.worker.OneJobSource``). A job whose worker died is requeued
+once, then failed with a reason (:meth:`DatabaseJobSource.recover_stale`).
 """
 
 from __future__ import annotations
@@ -17,35 +17,23 @@ import re
 import socket
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Protocol
 
-from flask import Flask, current_app, url_for
+from flask import Flask
 from PIL import Image
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from app.db import Detection, Job, Photo, User, utcnow
+from app.db import Job, Photo, PhotoObject, utcnow
 from app.extensions import db
-from app.imaging import normalise_upload
-from app.storage import Storage, StorageError
-from models.prompts import parse_prompt
+from app.files import OBJECTS, ORIGINAL, OVERLAY, PREVIEW, reprompt_file
+from app.storage import StorageError, storage
 from models.result import AnalysisResult
 from models.worker import JobRequest
 
 log = logging.getLogger(__name__)
 
-MODES = ("everything", "grounded")
 #: A job is tried at most this many times when its worker dies; then it fails with a reason.
 MAX_ATTEMPTS = 2
-
-ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.jpg", "objects.json", "thumb.jpg"
-#: The overlay of photos analysed before it was stored as JPEG (``OVERLAY``): served for either
-#: overlay name while a photo has no ``OVERLAY``; once it has one, that wins (``app.library``).
-OLD_OVERLAY = "overlay.png"
-PREVIEW = "preview.png"  # everything mode's masks before their names, while the job runs
-FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB, PREVIEW, OLD_OVERLAY)
-#: Job kinds: the photo's own analysis, and re-prompts on its cached image embedding.
-KINDS = ("analyse", "point", "words")
-
 
 _CACHE_KEY = re.compile(r"photo-(\d+)-[0-9a-f]{16}")
 
@@ -62,117 +50,30 @@ def photo_cache_key(photo_id: int, original: bytes) -> str:
     return f"photo-{photo_id}-{hashlib.sha256(original).hexdigest()[:16]}"
 
 
-def reprompt_file(job_id: str, kind: str) -> str:
-    """Storage name (under the photo's prefix) of a re-prompt job's picture, by the job's kind:
-    a "words" job's overlay is a JPEG ("<job id>.jpg"), a "point" job's cut-out a PNG with
-    alpha ("<job id>.png")."""
-    return f"{job_id}.jpg" if kind == "words" else f"{job_id}.png"
-
-
-class TooManyPendingJobs(Exception):
-    """The user already has ``MAX_PENDING_JOBS`` photos waiting; ``retry_after`` in seconds."""
-
-    retry_after = 15
-
-    def __str__(self) -> str:
-        return ("You already have several photos waiting. Please wait until they are ready, "
-                "then try again.")
-
-
-def pending_jobs(user: User) -> int:
-    """How many of ``user``'s jobs are queued or running."""
-    return db.session.scalar(
-        select(func.count(Job.id)).join(Photo, Job.photo_id == Photo.id)
-        .where(Photo.user_id == user.id, Job.status.in_(("queued", "running")))) or 0
-
-
-class JobQueue(Protocol):
-    """Where the web side hands jobs to workers (the database now, Redis next)."""
-
-    def enqueue(self, job_id: str) -> None:
-        """Make the committed job ``job_id`` visible to workers."""
-
-
 class DatabaseQueue:
     """The embedded default: the committed ``jobs`` row is already the queue entry."""
+
+    name = "database"
 
     def enqueue(self, job_id: str) -> None:
         """Nothing to do: workers poll ``jobs`` for status ``queued``."""
 
+    def ping(self) -> bool:
+        """True when the database answers (current app context)."""
+        try:
+            db.session.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            db.session.rollback()
+            return False
+        return True
 
-def storage() -> Storage:
-    """Return the current app's photo storage (local directory or S3 bucket)."""
-    return current_app.extensions["photo_storage"]
-
-
-def submit_photo(user: User, data: bytes, mode: str, prompt: str | None) -> tuple[Photo, Job]:
-    """Store an upload and queue its analysis; nothing is half-written if any step fails.
-
-    Args:
-        user: the owner.
-        data: the uploaded file's bytes (any size up to MAX_CONTENT_LENGTH).
-        mode: ``"everything"`` or ``"grounded"``.
-        prompt: the phrases for ``grounded`` mode, e.g. ``"cat, ball"`` (ignored otherwise).
-
-    Returns:
-        The committed photo (status ``queued``) and its job.
-
-    Raises:
-        ValueError: unknown mode. app.imaging.ImageRejected: not a usable photo.
-        models.errors.BadPromptError: grounded mode with a bad prompt.
-        app.storage.StorageError: the files could not be written (the row is rolled back).
-        TooManyPendingJobs: the user already has ``MAX_PENDING_JOBS`` jobs queued or running.
-    """
-    if pending_jobs(user) >= current_app.config["MAX_PENDING_JOBS"]:
-        raise TooManyPendingJobs()
-    if mode not in MODES:
-        raise ValueError("Choose “Find everything” or “Find by name”.")
-    if mode == "grounded":
-        prompt = ", ".join(parse_prompt(prompt or ""))
-    else:
-        prompt = None
-    normalised = normalise_upload(data, max_side=current_app.config["MAX_STORED_SIDE"])
-    width, height = normalised.size
-    photo = Photo(user_id=user.id, width=width, height=height, mode=mode, prompt=prompt)
-    db.session.add(photo)
-    try:
-        db.session.flush()
-        store = storage()
-        store.put(photo.storage_prefix + ORIGINAL, normalised.jpeg)
-        store.put(photo.storage_prefix + THUMB, normalised.thumb_jpeg)
-        job = Job(photo=photo)
-        db.session.add(job)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        if photo.id is not None:
-            storage().delete_prefix(photo.storage_prefix)
-        raise
-    current_app.extensions["job_queue"].enqueue(job.id)
-    log.info("queued job %s for photo %s (%s)", job.id, photo.id, mode)
-    return photo, job
-
-
-def delete_photo(photo: Photo) -> None:
-    """Delete a photo, its objects, its jobs and its files."""
-    prefix = photo.storage_prefix
-    db.session.delete(photo)
-    db.session.commit()
-    storage().delete_prefix(prefix)
-
-
-def serialize_job(job: Job) -> dict:
-    """Return the API view of a job: id, photo id, status, readable error, progress 0-1,
-    stage, and ``preview_url``: while an analysis runs and its worker stored a first picture
-    (everything mode's masks before their names, :meth:`DatabaseJobSource.preview`), its URL;
-    else None."""
-    preview = None
-    if job.kind == "analyse" and job.status == "running" and job.result:
-        if json.loads(job.result).get("preview"):
-            preview = url_for("library.file", photo_id=job.photo_id, name=PREVIEW)
-    return {"job_id": job.id, "photo_id": job.photo_id, "status": job.status,
-            "error": job.error, "progress": round(job.progress or 0.0, 3), "stage": job.stage,
-            "preview_url": preview}
+    def length(self) -> int | None:
+        """Jobs queued in the database (current app context), or None if it cannot be read."""
+        try:
+            return db.session.scalar(select(func.count(Job.id)).where(Job.status == "queued"))
+        except SQLAlchemyError:
+            db.session.rollback()
+            return None
 
 
 class DatabaseJobSource:
@@ -191,6 +92,10 @@ class DatabaseJobSource:
         Each job is taken over by a conditional UPDATE (still running, heartbeat still old), so
         of several workers recovering at once one wins, and a job claimed again meanwhile is
         left alone."""
+        with self.app.app_context():
+            return self._recover_stale()
+
+    def _recover_stale(self) -> int:
         cutoff = utcnow() - self.timeout
         stale = db.session.execute(select(Job.id, Job.attempts).where(
             Job.status == "running", Job.heartbeat_at < cutoff)).all()
@@ -214,9 +119,9 @@ class DatabaseJobSource:
         return recovered
 
     def claim(self) -> JobRequest | None:
-        """Claim the oldest queued job (atomic conditional UPDATE) and load its photo."""
+        """Claim the oldest queued job (atomic conditional UPDATE; taps and other re-prompts
+        before analyses, which take longer) and load its photo."""
         with self.app.app_context():
-            self.recover_stale()
             candidates = db.session.scalars(
                 select(Job.id).where(Job.status == "queued")
                 .order_by(case((Job.kind == "analyse", 1), else_=0), Job.created_at).limit(5))
@@ -283,14 +188,14 @@ class DatabaseJobSource:
 
     def preview(self, job_id: str, png: bytes) -> None:
         """Store a running analysis's first picture (``PREVIEW`` beside the photo's files) and
-        note it on the job (``result`` = {"preview": true}), so the API offers it until the
-        job is done. Ignored for a job that is not a running analysis."""
+        note it on the job (``Job.preview``), so the API offers it while the job runs.
+        Ignored for a job that is not a running analysis."""
         with self.app.app_context():
             job = db.session.get(Job, job_id)
             if job is None or job.kind != "analyse" or job.status != "running":
                 return
             storage().put(job.photo.storage_prefix + PREVIEW, png)
-            job.result = json.dumps({"preview": True})
+            job.preview = True
             db.session.commit()
 
     def complete(self, job_id: str, result: AnalysisResult, picture: bytes) -> None:
@@ -316,12 +221,12 @@ class DatabaseJobSource:
                 photo.objects.clear()
                 for rank, obj in enumerate(result.objects):
                     x0, y0, x1, y1 = (float(v) for v in obj.box)
-                    photo.objects.append(Detection(
-                        rank=rank, label=obj.label, score=float(obj.score), x0=x0, y0=y0, x1=x1,
-                        y1=y1, area=int(obj.area), color="#{:02x}{:02x}{:02x}".format(*obj.color)))
+                    photo.objects.append(PhotoObject(
+                        rank=rank, label=obj.label, named=bool(obj.named),
+                        score=float(obj.score), x0=x0, y0=y0, x1=x1, y1=y1, area=int(obj.area),
+                        color="#{:02x}{:02x}{:02x}".format(*obj.color)))
                 photo.weights = json.dumps(result.weights)
                 photo.status, photo.error = "done", None
-                job.result = None  # the preview's note: the overlay replaces it
                 job.status, job.progress, job.stage = "done", 1.0, "done"
                 job.finished_at = utcnow()
                 db.session.commit()

@@ -1,4 +1,4 @@
-"""Accounts: register, log in (remember me), log out."""
+"""Account views: register, log in (remember me), log out."""
 
 from urllib.parse import urlsplit
 
@@ -7,9 +7,9 @@ from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.auth.forms import LoginForm, RegisterForm
 from app.db import User
 from app.extensions import db
-from app.forms import LoginForm, RegisterForm
 from app.security import (
     LOGIN_PER_ACCOUNT,
     LOGIN_PER_IP,
@@ -41,7 +41,7 @@ def _safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//") \
             and not urlsplit(target).netloc:
         return target
-    return url_for("main.index")
+    return url_for("photos.index")
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -49,7 +49,7 @@ def _safe_next(target: str | None) -> str:
 def register():
     """Create an account (never an admin) and log it in."""
     if current_user.is_authenticated:
-        return redirect(url_for("main.index"))
+        return redirect(url_for("photos.index"))
     form = RegisterForm()
     if form.validate_on_submit():
         if User.by_email(form.email.data) is not None:
@@ -61,7 +61,7 @@ def register():
             db.session.commit()
             login_user(user)
             flash("Welcome! Take a photo to begin.", "success")
-            return redirect(url_for("main.index"))
+            return redirect(url_for("photos.index"))
     return render_template("auth/register.html", form=form), 400 if form.errors else 200
 
 
@@ -72,7 +72,7 @@ def register():
 def login():
     """Log in with email and password; the same message for any wrong combination."""
     if current_user.is_authenticated:
-        return redirect(url_for("main.index"))
+        return redirect(url_for("photos.index"))
     form = LoginForm()
     if form.validate_on_submit():
         user = User.by_email(form.email.data)

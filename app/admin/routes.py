@@ -1,4 +1,4 @@
-"""Admin panel: list users, promote, demote, delete. Admins only (others get 404)."""
+"""Admin panel views: list users, promote, demote, delete. Admins only (others get 404)."""
 
 from functools import wraps
 
@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from app.db import Photo, User
 from app.extensions import db
-from app.health import worker_status
-from app.jobs import delete_photo
+from app.photos.service import delete_photo
+from app.worker.status import worker_status
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

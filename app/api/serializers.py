@@ -1,0 +1,87 @@
+"""The API's JSON views of photos, jobs, re-prompt results and word lists, and its error
+response: one place for each shape (``docs/api.md``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Response, jsonify, url_for
+
+from app.db import Job, Photo
+from app.files import PREVIEW, file_url, photo_urls
+from app.photos.service import photo_weights
+from models.result import is_named
+
+
+def error(status: int, message: str, retry_after: int | None = None) -> tuple[Response, int]:
+    """The JSON error response ``{"error": message}`` with ``status`` (and ``Retry-After``
+    in seconds when given)."""
+    response = jsonify(error=message)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response, status
+
+
+def serialize_photo(photo: Photo) -> dict[str, Any]:
+    """A photo: id, size (px), mode, prompt, status, readable error, created (UTC ISO 8601),
+    favourite, its analysis job's id, the weights that made it, its objects (label, named,
+    score 0-1, box xyxy px, area px, colour ``#rrggbb``) and its URLs."""
+    return {
+        "id": photo.id, "width": photo.width, "height": photo.height, "mode": photo.mode,
+        "prompt": photo.prompt, "status": photo.status, "error": photo.error,
+        "created_at": photo.created_at.isoformat() + "Z", "favourite": photo.favourite,
+        "job_id": photo.job.id if photo.job else None,
+        "weights": photo_weights(photo),
+        "objects": [{"label": o.label, "named": o.named, "score": round(o.score, 4),
+                     "box": o.box, "area": o.area, "color": o.color} for o in photo.objects],
+        **photo_urls(photo),
+    }
+
+
+def serialize_job(job: Job) -> dict[str, Any]:
+    """A job: id, photo id, kind, status, readable error, progress 0-1, stage, and
+    ``preview_url``: while an analysis runs and its worker stored a first picture (everything
+    mode's masks before their names), its URL; else None."""
+    preview = None
+    if job.kind == "analyse" and job.status == "running" and job.preview:
+        preview = file_url(job.photo_id, PREVIEW)
+    return {"job_id": job.id, "photo_id": job.photo_id, "kind": job.kind,
+            "status": job.status, "error": job.error, "progress": round(job.progress or 0.0, 3),
+            "stage": job.stage, "preview_url": preview}
+
+
+def _named(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object of a stored result with its ``named`` flag (derived from the label for
+    results stored before the flag, ``models.result.is_named``)."""
+    return {**obj, "named": is_named(obj.get("label"), obj.get("named"))}
+
+
+def serialize_reprompt(job: Job) -> dict[str, Any]:
+    """A finished re-prompt job's result.
+
+    "point": ``x``, ``y`` (photo px), ``object`` (label, named, score, box xyxy px, area px,
+    colour, COCO RLE mask) or None, and ``cutout_url`` (PNG, alpha outside the mask).
+    "words": ``prompt``, ``objects`` (as a photo's, with masks) and ``overlay_url`` (JPEG).
+    Both: job id, photo id, kind, status, weights.
+    """
+    params = json.loads(job.params or "{}")
+    result = json.loads(job.result or "{}")
+    objects = [_named(o) for o in result.get("objects") or []]
+    picture = url_for("api.words_overlay" if job.kind == "words" else "api.cutout",
+                      job_id=job.id)
+    view: dict[str, Any] = {"job_id": job.id, "photo_id": job.photo_id, "kind": job.kind,
+                            "status": job.status,
+                            "weights": result.get("weights") or photo_weights(job.photo)}
+    if job.kind == "words":
+        view.update(prompt=params.get("prompt"), objects=objects, overlay_url=picture)
+    else:
+        obj = objects[0] if objects else None
+        view.update(x=params.get("x"), y=params.get("y"), object=obj,
+                    cutout_url=picture if obj else None)
+    return view
+
+
+def serialize_words(photo: Photo) -> list[dict[str, Any]]:
+    """The photo's word list: ``[{"id", "word"}]`` in the order they were added."""
+    return [{"id": w.id, "word": w.word} for w in photo.words]
