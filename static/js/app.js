@@ -1,6 +1,7 @@
 // Entry point (an ES module, so it runs after the document is parsed). Each page's behaviour is
 // switched on by a data attribute in its template; without JavaScript every page still works.
 
+import { initFindMore } from "./find-more.js";
 import { initLibrary, initLibraryFilter } from "./library.js";
 import { initPhotoPage } from "./photo-page.js";
 import { initSettings } from "./settings.js";
@@ -25,6 +26,7 @@ if (filter) initLibraryFilter(filter);
 
 document.querySelectorAll("[data-favourite-form]").forEach(initFavourite);
 document.querySelectorAll("[data-words]").forEach(initWords);
+document.querySelectorAll("[data-find-more]").forEach(initFindMore);
 
 const settings = document.querySelector("[data-settings-form]");
 if (settings) initSettings(settings);

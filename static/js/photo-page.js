@@ -32,6 +32,7 @@ export async function initPhotoPage(root) {
       card.replaceWith(section);
       enhanceResult(section);
       document.querySelector("[data-words]")?.removeAttribute("hidden");
+      document.querySelector("[data-find-more]")?.removeAttribute("hidden");
       section.querySelector("#result-heading")?.focus({ preventScroll: true });
     } else {
       card.classList.add("is-done");

@@ -232,3 +232,51 @@ def test_the_job_of_a_photo_is_its_analysis(app, client, auth):
         assert {j.kind for j in jobs} == {"analyse", "point"}
         assert jobs[0].photo.job.kind == "analyse"
     assert json.loads(client.get(f"/api/v1/photos/{photo_id}").get_data())["status"] == "done"
+
+
+def test_new_words_are_a_words_job_with_its_objects_and_overlay(app, client, auth, make_client):
+    """POST /find queues a "words" re-prompt with the prompt as parsed; when done, its result
+    lists what was found (with masks and named flags) and its overlay JPEG is served to the
+    owner only; bad prompts and unfinished photos are refused with a reason."""
+    auth.register()
+    photo_id, size = finished_photo(app, client, auth)
+    find = f"/api/v1/photos/{photo_id}/find"
+    for body in ({"prompt": " , . "}, {"prompt": 3}, {}, None):
+        response = client.post(find, json=body, headers=auth.api_headers())
+        assert response.status_code == 400 and response.get_json()["error"]
+    response = client.post(find, json={"prompt": "Ball . Teddy bear"},
+                           headers=auth.api_headers())
+    assert response.status_code == 202
+    queued = response.get_json()
+    source = DatabaseJobSource(app)
+    request = source.claim()
+    assert (request.job_id, request.kind) == (queued["job_id"], "words")
+    assert request.params == {"prompt": "ball, teddy bear"}  # parsed once, on the way in
+    assert client.get(queued["result_url"]).status_code == 409
+    ball = rect_object("ball", (20, 30, 120, 130), size)
+    source.complete(request.job_id, AnalysisResult(
+        width=size[0], height=size[1], mode="grounded", prompt="ball, teddy bear",
+        objects=[ball], weights={"mobile_sam": "unverified"}), b"\xff\xd8\xff-overlay")
+
+    result = client.get(queued["result_url"]).get_json()
+    assert result["kind"] == "words" and result["prompt"] == "ball, teddy bear"
+    assert [(o["label"], o["named"]) for o in result["objects"]] == [("ball", True)]
+    assert result["objects"][0]["mask"]["size"] == [size[1], size[0]]
+    picture = client.get(result["overlay_url"])
+    assert picture.status_code == 200 and picture.mimetype == "image/jpeg"
+    assert picture.data == b"\xff\xd8\xff-overlay"
+    assert client.get(f"/api/v1/jobs/{request.job_id}/cutout.png").status_code == 404
+    other, _ = make_client("other@example.com")
+    assert other.get(result["overlay_url"]).status_code == 404
+    assert other.get(queued["result_url"]).status_code == 404
+    photo = client.get(f"/api/v1/photos/{photo_id}").get_json()
+    assert [o["label"] for o in photo["objects"]] == ["object 1", "object 2"]  # left alone
+
+
+def test_new_words_wait_for_the_analysis(app, client, auth):
+    auth.register()
+    form = {"mode": "everything", "image": (io.BytesIO(photo_bytes("dog.jpg")), "dog.jpg")}
+    ids = client.post("/api/v1/photos", data=form, headers=auth.api_headers()).get_json()
+    response = client.post(f"/api/v1/photos/{ids['photo_id']}/find", json={"prompt": "dog"},
+                           headers=auth.api_headers())
+    assert response.status_code == 409 and "still being looked at" in response.get_json()["error"]

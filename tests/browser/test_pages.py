@@ -275,3 +275,54 @@ def test_everything_mode_shows_the_masks_while_it_finds_their_names(app, web_ser
     page.wait_for_selector("[data-result]")
     assert page.locator("[data-progress]").count() == 0
     assert page.errors == []
+
+
+def test_looking_for_something_else_shows_what_was_found(app, web_server, new_page,
+                                                         screenshot_dir):
+    """On a finished photo a grown-up types new words; the answer (a words job) is shown as
+    an overlay with the names found, and said aloud; nothing found is said kindly."""
+    import time
+
+    from playwright.sync_api import expect
+
+    from app.db import Job
+
+    base = web_server
+    page = new_page(PHONE)
+    sign_up(page, base, "finder@example.com")
+    photo_id = upload(page, base)
+    finish_next_job(app, dog_objects)
+    page.goto(f"{base}/photos/{photo_id}")
+    card = page.locator("[data-find-more]")
+    card.wait_for(state="visible")
+
+    def answer(objects_for_size) -> None:
+        deadline = time.monotonic() + 10
+        while True:  # the page's POST /find has queued the job
+            with app.app_context():
+                if db.session.query(Job).filter_by(kind="words", status="queued").count():
+                    break
+            assert time.monotonic() < deadline, "no words job was queued"
+            time.sleep(0.1)
+        finish_next_job(app, objects_for_size, "grounded", "ball")
+
+    page.locator("#find-words").fill("ball, dog")
+    page.locator("[data-find-form] button[type=submit]").click()
+    answer(lambda size: [rect_object("dog", DOG, size, 0), rect_object("ball", TRUNK, size, 1)])
+    caption = card.locator("[data-slot=find-caption]")
+    caption.wait_for(state="visible")
+    assert caption.inner_text() == "I found 2 things: Dog, Ball."
+    assert spoken(page)[-1] == "I found 2 things: Dog, Ball."
+    assert card.locator("[data-slot=find-img]").evaluate("img => img.naturalWidth") > 0
+    assert serious_violations(page) == [] and small_touch_targets(page) == []
+    card.screenshot(path=str(screenshot_dir / "pages" / "find-more-phone.png"))
+
+    page.locator("#find-words").fill("kite")
+    page.locator("[data-find-form] button[type=submit]").click()
+    answer(lambda size: [])
+    expect(caption).to_have_text("I could not find kite in this photo.")
+    page.locator("#find-words").fill(" , ")
+    page.locator("[data-find-form] button[type=submit]").click()
+    expect(card.locator("[data-slot=find-error]")).to_have_text(
+        'Please type what to look for, for example "cat, ball".')
+    assert page.errors == []
