@@ -117,8 +117,8 @@ class Photo(db.Model):
 
 class PhotoObject(db.Model):
     """One object found in a photo: label, whether it is a confident name (``named``; see
-    ``models.result.ObjectResult.named``), score (0-1), box (xyxy pixels), area (pixels),
-    colour (``#rrggbb``, as in the overlay)."""
+    ``models.result.ObjectResult.named``), its main colour's name, score (0-1), box (xyxy
+    pixels), area (pixels), tint (``color``, ``#rrggbb``, as in the overlay)."""
 
     __tablename__ = "photo_objects"
     __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (as PostgreSQL)
@@ -128,6 +128,8 @@ class PhotoObject(db.Model):
     rank: Mapped[int]
     label: Mapped[str] = mapped_column(String(200))
     named: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Its main colour as a basic colour term ("red"; models.color_names), or None.
+    color_name: Mapped[str | None] = mapped_column(String(16))
     score: Mapped[float]
     x0: Mapped[float]
     y0: Mapped[float]
@@ -137,6 +139,14 @@ class PhotoObject(db.Model):
     color: Mapped[str] = mapped_column(String(7))
 
     photo: Mapped[Photo] = relationship(back_populates="objects")
+
+    @property
+    def description(self) -> str:
+        """What is said when the object is tapped: "a yellow duck" (named, with a colour),
+        the label (named), or the label as stored (not named: never said as a name)."""
+        from models.color_names import describe
+
+        return describe(self.label, self.color_name) if self.named else self.label
 
     @property
     def box(self) -> list[float]:

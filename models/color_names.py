@@ -187,3 +187,24 @@ def main_color(photo: np.ndarray, mask: Mask, gains: np.ndarray | None = None
     best = int(np.argmax(counts))
     share = float(counts[best] / len(terms))
     return ColorName(TERMS[best], share) if share >= MIN_SHARE else None
+
+
+#: Labels that name a substance, not one thing: "green grass", not "a green grass".
+MASS_NOUNS = frozenset({"grass", "sky", "water", "sand", "snow", "food", "bread", "rice",
+                        "cheese", "hair", "fur", "paper", "wood", "juice", "milk", "soup"})
+
+
+def describe(label: str, color: str | None) -> str:
+    """What is said when a child taps a named object: "a yellow duck", "an orange ball",
+    "green grass", or the label alone when it has no colour word.
+
+    Args:
+        label: the object's name (lower case, as the models give it).
+        color: its colour term (``ColorName.term``) or None.
+    """
+    if not color:
+        return label
+    words = f"{color} {label}"
+    if label in MASS_NOUNS or label.endswith("s") and not label.endswith("ss"):
+        return words  # a substance, or a plural ("red cars")
+    return ("an " if words[0] in "aeiou" else "a ") + words

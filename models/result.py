@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from models.color_names import describe
 from models.mask import Mask
 from models.palette import hex_color
 from models.rle import mask_to_rle
@@ -47,6 +48,8 @@ class ObjectResult:
             bool array). An (H, W) array given here is converted.
         area: number of True pixels in ``mask``.
         color: (r, g, b) 0-255 used for the tint, contour and label.
+        color_name: the object's main colour as a basic colour term ("red"; see
+            ``models.color_names``), or None (many colours, too small, not judged).
         named: True when ``label`` is a name said with confidence (grounded mode's phrases,
             vocabulary words that passed ``models.naming``'s rules); False for "something?".
             Left out (None), it is derived from the label: False for "something?" and an
@@ -60,6 +63,7 @@ class ObjectResult:
     area: int
     color: tuple[int, int, int]
     named: bool | None = None
+    color_name: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.mask, Mask):
@@ -67,11 +71,14 @@ class ObjectResult:
         self.named = is_named(self.label, self.named)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: label, named, score, box [x0,y0,x1,y1] px, area px, "#rrggbb",
-        COCO RLE."""
+        """JSON-ready dict: label, named, color_name, description (what is said aloud, e.g.
+        "a yellow duck"; the label for an unnamed object), score, box [x0,y0,x1,y1] px, area
+        px, "#rrggbb", COCO RLE."""
         return {
             "label": self.label,
             "named": bool(self.named),
+            "color_name": self.color_name,
+            "description": describe(self.label, self.color_name) if self.named else self.label,
             "score": round(float(self.score), 4),
             "box": [round(float(v), 1) for v in self.box],
             "area": int(self.area),
@@ -106,7 +113,8 @@ class AnalysisResult:
     def to_json(self) -> dict[str, Any]:
         """The ``objects.json`` document: {"width","height","mode","prompt","weights","objects"}.
 
-        Each object is {"label","named","score","box":[x0,y0,x1,y1],"area","color":"#rrggbb",
+        Each object is {"label","named","color_name","description","score",
+        "box":[x0,y0,x1,y1],"area","color":"#rrggbb",
         "mask":{"size":[h,w],"counts":str}} (COCO compressed RLE, see ``models.rle``).
         """
         return {

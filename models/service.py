@@ -26,6 +26,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from models.allocator import drop_gpu_library_pages, release_memory
+from models.color_names import main_color, white_balance_gains
 from models.config import ServiceConfig
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
 from models.naming import UNNAMED, Name, name_boxes
@@ -193,6 +194,7 @@ class InferenceService:
                     objects = self._everything(photo, key, report, timings, preview)
                 else:
                     objects = self._grounded(photo, phrases, key, report, timings)
+            name_colors(photo, objects, timings)
             if "grounding_dino" in self.weights:  # loaded: it found (grounded) or named
                 weights["grounding_dino"] = self.weights["grounding_dino"]
         timings["total"] = time.perf_counter() - start
@@ -274,6 +276,7 @@ class InferenceService:
             label=name.label, score=score, box=box, mask=mask, area=mask.area,
             color=color_for(0), named=name.named,
         )  # fmt: skip
+        name_colors(photo, [obj], timings)
         log.info(
             "point (%.0f, %.0f) on %dx%d photo (key=%s): %r in %.2f s %s", x, y, photo.width,
             photo.height, key, name.label, timings["total"],
@@ -476,6 +479,23 @@ class InferenceService:
             )
         objects.sort(key=lambda o: o.score, reverse=True)
         return objects
+
+
+def name_colors(photo: Image.Image, objects: Sequence[ObjectResult],
+                timings: dict[str, float] | None = None) -> None:
+    """Set each object's ``color_name`` to its main colour in ``photo`` (a basic colour term
+    or None; ``models.color_names.main_color``, one white balance for the whole photo).
+    Records the seconds taken as ``timings["colors"]``."""
+    if not objects:
+        return
+    start = time.perf_counter()
+    pixels = np.asarray(photo)
+    gains = white_balance_gains(pixels)
+    for obj in objects:
+        found = main_color(pixels, obj.mask, gains)
+        obj.color_name = found.term if found else None
+    if timings is not None:
+        timings["colors"] = time.perf_counter() - start
 
 
 def upright(image: Image.Image) -> Image.Image:

@@ -26,14 +26,16 @@ def error(status: int, message: str, retry_after: int | None = None) -> tuple[Re
 def serialize_photo(photo: Photo) -> dict[str, Any]:
     """A photo: id, size (px), mode, prompt, status, readable error, created (UTC ISO 8601),
     favourite, its analysis job's id, the weights that made it, its objects (label, named,
-    score 0-1, box xyxy px, area px, colour ``#rrggbb``) and its URLs."""
+    color_name, description, score 0-1, box xyxy px, area px, tint ``#rrggbb``) and its
+    URLs."""
     return {
         "id": photo.id, "width": photo.width, "height": photo.height, "mode": photo.mode,
         "prompt": photo.prompt, "status": photo.status, "error": photo.error,
         "created_at": photo.created_at.isoformat() + "Z", "favourite": photo.favourite,
         "job_id": photo.job.id if photo.job else None,
         "weights": photo_weights(photo),
-        "objects": [{"label": o.label, "named": o.named, "score": round(o.score, 4),
+        "objects": [{"label": o.label, "named": o.named, "color_name": o.color_name,
+                     "description": o.description, "score": round(o.score, 4),
                      "box": o.box, "area": o.area, "color": o.color} for o in photo.objects],
         **photo_urls(photo),
     }

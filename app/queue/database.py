@@ -223,6 +223,7 @@ class DatabaseJobSource:
                     x0, y0, x1, y1 = (float(v) for v in obj.box)
                     photo.objects.append(PhotoObject(
                         rank=rank, label=obj.label, named=bool(obj.named),
+                        color_name=obj.color_name,
                         score=float(obj.score), x0=x0, y0=y0, x1=x1, y1=y1, area=int(obj.area),
                         color="#{:02x}{:02x}{:02x}".format(*obj.color)))
                 photo.weights = json.dumps(result.weights)

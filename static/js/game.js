@@ -1,4 +1,5 @@
-// Find it!: "Can you find the dog?" once for each named thing in the photo. A tap inside the
+// Find it!: "Can you find the dog?" once for each named thing in the photo, and "Can you find
+// something red?" for up to two colours of its things (the server's colour words). A tap inside the
 // right mask celebrates (a burst, a happy sound, words); a wrong tap gently says what was tapped.
 // After three misses (or "Show me") the thing is shown and the game moves on. The round ends
 // with a score, and the words found go to the photo's "words we learned".
@@ -11,6 +12,7 @@ import { say } from "./speech.js";
 const MAX_TRIES = 3;
 const NEXT_AFTER_FOUND = 1700; // ms: time to enjoy the celebration
 const NEXT_AFTER_SHOWN = 2400;
+const MAX_COLOR_QUESTIONS = 2;
 
 /** A shuffled copy of `list` (Fisher-Yates). */
 export function shuffle(list) {
@@ -39,18 +41,35 @@ export class FindIt {
     section.querySelector("[data-game-done]")?.addEventListener("click", () => ctx.setActivity("hear"));
   }
 
-  question() {
-    return `Can you find the ${this.target}?`;
+  /** What is asked for: "the dog", or "something red". */
+  wanted() {
+    return this.kind === "color" ? `something ${this.target}` : `the ${this.target}`;
   }
 
-  /** The things to find: each named label once, if it has a mask (or box) to tap. */
+  question() {
+    return `Can you find ${this.wanted()}?`;
+  }
+
+  /** Whether tapping `o` answers the current question. */
+  matches(o) {
+    return this.kind === "color" ? o.colorName === this.target : o.named && o.label === this.target;
+  }
+
+  /** The things to find: each named label once, then up to two colours (of any thing, named
+   * or not), each if it has a mask (or box) to tap. */
   targets() {
-    const seen = new Set();
+    const labels = new Set();
+    const colors = new Set();
     for (const o of this.ctx.objects) {
       const tappable = this.ctx.masksReady ? o.mask && o.mask.area > 0 : o.box;
-      if (o.named && tappable) seen.add(o.label);
+      if (!tappable) continue;
+      if (o.named) labels.add(o.label);
+      if (o.colorName) colors.add(o.colorName);
     }
-    return [...seen];
+    return [
+      ...[...labels].map((value) => ({ kind: "label", value })),
+      ...shuffle([...colors]).slice(0, MAX_COLOR_QUESTIONS).map((value) => ({ kind: "color", value })),
+    ];
   }
 
   async start() {
@@ -81,8 +100,10 @@ export class FindIt {
   ask() {
     this.tries = 0;
     this.locked = false;
-    this.target = this.list[this.step];
+    ({ kind: this.kind, value: this.target } = this.list[this.step]);
     this.section.dataset.target = this.target;
+    this.section.dataset.targetKind = this.kind;
+    this.slot("game-prefix").textContent = this.kind === "color" ? "Can you find something" : "Can you find the";
     this.slot("game-target").textContent = this.target;
     this.slot("game-step").textContent = String(this.step + 1);
     this.slot("game-score").textContent = String(this.score);
@@ -103,7 +124,7 @@ export class FindIt {
     if (!this.running || this.locked || !this.target) return;
     const { stage } = this.ctx;
     const hits = this.ctx.hitsAt(pt.x, pt.y);
-    const right = hits.find((o) => o.label === this.target);
+    const right = hits.find((o) => this.matches(o));
     if (right) {
       this.celebrate(right, pt);
       return;
@@ -111,8 +132,8 @@ export class FindIt {
     this.tries += 1;
     const [what] = hits;
     let text = "Not there. Try again!";
-    if (what?.named) text = `That's the ${what.label}. Can you find the ${this.target}?`;
-    else if (what) text = `That's something else. Can you find the ${this.target}?`;
+    if (what?.named) text = `That's the ${what.label}. Can you find ${this.wanted()}?`;
+    else if (what) text = `That's something else. Can you find ${this.wanted()}?`;
     stage.mark(pt.x, pt.y, "wrong");
     stage.showBubble(what ? displayName(what.label, what.named) : null, what?.box);
     oops();
@@ -128,14 +149,15 @@ export class FindIt {
     this.found.push(this.target);
     this.slot("game-score").textContent = String(this.score);
     stage.spotlight(obj.mask);
-    stage.showBubble(displayName(obj.label, true), obj.box);
+    stage.showBubble(this.kind === "color" ? this.target : displayName(obj.label, true), obj.box);
     stage.mark(pt.x, pt.y, "right");
     stage.burst(pt.x, pt.y);
     this.bar.classList.remove("is-right");
     void this.bar.offsetWidth;
     this.bar.classList.add("is-right");
     cheer();
-    const text = `Yes! That's the ${this.target}!`;
+    const text = this.kind === "color" ? `Yes! That's ${obj.named ? obj.description : `something ${this.target}`}!`
+      : `Yes! That's the ${this.target}!`;
     this.feedback(text, "right");
     say(text);
     this.timer = setTimeout(() => this.next(), NEXT_AFTER_FOUND);
@@ -145,10 +167,10 @@ export class FindIt {
   reveal() {
     if (!this.running || this.locked || !this.target) return;
     this.locked = true;
-    const obj = this.ctx.objects.find((o) => o.label === this.target && (o.mask?.area || o.box));
+    const obj = this.ctx.objects.find((o) => this.matches(o) && (o.mask?.area || o.box));
     this.ctx.stage.spotlight(obj?.mask ?? null);
-    this.ctx.stage.showBubble(obj ? displayName(obj.label, true) : null, obj?.box);
-    const text = `Here is the ${this.target}!`;
+    this.ctx.stage.showBubble(obj ? (this.kind === "color" ? this.target : displayName(obj.label, true)) : null, obj?.box);
+    const text = `Here is ${this.wanted()}!`;
     this.feedback(text, "shown");
     say(text);
     this.timer = setTimeout(() => this.next(), NEXT_AFTER_SHOWN);
@@ -165,6 +187,7 @@ export class FindIt {
     this.running = false;
     this.target = null;
     delete this.section.dataset.target;
+    delete this.section.dataset.targetKind;
     this.section.dataset.game = "over";
     this.bar.hidden = true;
     this.ctx.stage.spotlight(null);
@@ -200,5 +223,6 @@ export class FindIt {
     this.over.hidden = true;
     delete this.section.dataset.game;
     delete this.section.dataset.target;
+    delete this.section.dataset.targetKind;
   }
 }

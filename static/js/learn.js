@@ -30,6 +30,8 @@ function readObjects(section) {
       rect,
       label: btn.dataset.label ?? "",
       named: btn.dataset.named === "true",
+      colorName: btn.dataset.colorName || null,
+      description: btn.dataset.description || btn.dataset.label || "",
       color: btn.querySelector('[data-slot="swatch"]')?.getAttribute("fill") ?? "#888888",
       box: rect ? [x, y, x + w, y + h] : null,
       mask: null,
@@ -87,7 +89,7 @@ class SayCard {
   speak() {
     if (!this.current) return;
     if (this.current.text) say(this.current.text);
-    else sayName(this.current.label, this.current.named);
+    else sayName(this.current.description, this.current.named);
   }
 
   /** Back to the hint (optionally a new one). */
@@ -165,7 +167,7 @@ export function initLearning(section) {
     stage.spotlight(ctx.masksReady ? obj.mask : null);
     stage.showBubble(displayName(obj.label, obj.named), obj.box);
     sayCard.show(obj);
-    sayName(obj.label, obj.named);
+    sayName(obj.description, obj.named);
     section.dataset.selected = String(index);
     if (reveal) {
       const r = stage.el.getBoundingClientRect();

@@ -103,6 +103,8 @@ export function buildResult(photo, { pageLink = true } = {}) {
     const btn = item.querySelector(".object-btn");
     btn.dataset.objectIndex = String(i);
     btn.dataset.label = o.label ?? "";
+    btn.dataset.colorName = o.color_name ?? "";
+    btn.dataset.description = o.description ?? o.label ?? "";
     item.querySelector('[data-slot="swatch"]').setAttribute("fill", COLOR_RE.test(o.color) ? o.color : "#888888");
     const num = item.querySelector('[data-slot="num"]');
     if (mode === "grounded") num.remove();

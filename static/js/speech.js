@@ -66,7 +66,8 @@ export function say(text, overrides = {}) {
   }
 }
 
-/** Say an object's name, or that we are not sure, for an object the models could not name. */
-export function sayName(label, named) {
-  return say(named ? label : UNSURE_TEXT);
+/** Say what a tapped object is ("a yellow duck": its description from the server), or that
+ * we are not sure, for an object the models could not name. */
+export function sayName(description, named) {
+  return say(named ? description : UNSURE_TEXT);
 }

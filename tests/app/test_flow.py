@@ -83,6 +83,9 @@ def test_upload_analyse_and_find_again(app, client, auth, service, make_client,
         x0, y0, x1, y1 = obj["box"]
         assert 0 <= x0 <= x1 <= expected[0] and 0 <= y0 <= y1 <= expected[1]
         assert obj["label"] == api_obj["label"]
+        # the colour word and what is said travel from the worker to the API unchanged
+        assert (obj["color_name"], obj["description"]) == (api_obj["color_name"],
+                                                           api_obj["description"])
         if mode == "grounded":
             assert obj["label"] in {"car", "bicycle", "person"}
     if mode == "everything":

@@ -326,3 +326,58 @@ def test_looking_for_something_else_shows_what_was_found(app, web_server, new_pa
     expect(card.locator("[data-slot=find-error]")).to_have_text(
         'Please type what to look for, for example "cat, ball".')
     assert page.errors == []
+
+
+def test_colour_words_are_said_and_asked_for(app, web_server, new_page):
+    """A tapped thing is said with its colour ("a brown dog"); Find it! also asks for colours
+    ("Can you find something red?"), answered by any thing of that colour, named or not."""
+    base = web_server
+    page = new_page(PHONE)
+    sign_up(page, base, "colours@example.com")
+    photo_id = upload(page, base)
+    colors = {"grass": "green", "dog": "brown", "something?": "red"}
+
+    def objects(size):
+        return [rect_object("grass", GRASS, size, 0, color_name="green"),
+                rect_object("dog", DOG, size, 1, color_name="brown"),
+                rect_object("something?", TREES, size, 2, named=False, color_name="red")]
+
+    finish_next_job(app, objects)
+    page.goto(f"{base}/photos/{photo_id}")
+    page.wait_for_selector("[data-result][data-masks=ready]")
+    tap_photo(page, *center(DOG))
+    assert spoken(page)[-1] == "a brown dog"
+    tap_photo(page, *center(GRASS))
+    assert spoken(page)[-1] == "green grass"
+    tap_photo(page, *center(TREES))
+    assert spoken(page)[-1] == "I'm not sure what this is. Do you know?"
+
+    page.locator('[data-activity="game"]').click()
+    section = page.locator("[data-result]")
+    page.wait_for_selector("[data-result][data-game=playing]")
+    assert page.locator("[data-game-bar] [data-slot=game-total]").inner_text() == "4"
+    where = {"grass": GRASS, "dog": DOG, "green": GRASS, "brown": DOG, "red": TREES}
+    asked = []
+    for _ in range(4):
+        target, kind = section.get_attribute("data-target"), section.get_attribute(
+            "data-target-kind")
+        asked.append((kind, target))
+        if kind == "color":
+            assert spoken(page)[-1] == f"Can you find something {target}?"
+        else:
+            assert spoken(page)[-1] == f"Can you find the {target}?"
+        tap_photo(page, *center(where[target]))
+        said = spoken(page)[-1]
+        if kind == "color":
+            named = [label for label, c in colors.items() if c == target and label != "something?"]
+            assert said == ("Yes! That's a brown dog!" if named == ["dog"] else
+                            "Yes! That's green grass!" if named else
+                            f"Yes! That's something {target}!")
+        else:
+            assert said == f"Yes! That's the {target}!"
+        page.wait_for_timeout(1800)
+    assert sorted(t for k, t in asked if k == "label") == ["dog", "grass"]
+    assert len([t for k, t in asked if k == "color"]) == 2
+    page.locator("[data-game-over]").wait_for(state="visible")
+    assert page.locator("[data-slot=game-over-title]").inner_text() == "You found 4 of 4!"
+    assert page.errors == []

@@ -125,3 +125,32 @@ def test_the_letters_photo_colours_are_named():
     named = {point: main_color(photo, mask, gains) for point, (mask, _) in masks.items()}
     assert {p: c.term if c else None for p, c in named.items()} == {
         p: term for p, (_, term) in masks.items()}
+
+
+def test_what_is_said_puts_the_colour_before_the_name():
+    from models.color_names import describe
+
+    assert describe("duck", "yellow") == "a yellow duck"
+    assert describe("ball", "orange") == "an orange ball"
+    assert describe("grass", "green") == "green grass"
+    assert describe("cars", "red") == "red cars"
+    assert describe("glass", "blue") == "a blue glass"
+    assert describe("duck", None) == "duck"
+
+
+def test_the_service_names_each_objects_colour_and_the_json_says_it():
+    from models.result import AnalysisResult, ObjectResult
+    from models.service import name_colors
+
+    photo, mask = scene(PATCHES["yellow"])
+    duck = ObjectResult(label="duck", score=0.9, box=mask.box, mask=mask, area=mask.area,
+                        color=(1, 2, 3), named=True)
+    unsure = ObjectResult(label="something?", score=0.9, box=mask.box, mask=mask,
+                          area=mask.area, color=(1, 2, 3), named=False)
+    timings: dict[str, float] = {}
+    name_colors(Image.fromarray(photo), [duck, unsure], timings)
+    assert (duck.color_name, unsure.color_name) == ("yellow", "yellow") and "colors" in timings
+    doc = AnalysisResult(width=160, height=120, mode="everything", prompt=None,
+                         objects=[duck, unsure]).to_json()
+    assert [(o["color_name"], o["description"]) for o in doc["objects"]] == [
+        ("yellow", "a yellow duck"), ("yellow", "something?")]
