@@ -14,9 +14,11 @@ run: install db weights
 	PATH="$(abspath $(BIN)):$$PATH" PORT=5000 $(BIN)/honcho start --procfile Procfile web worker
 
 ## make test: install (with test tools, Debian's chromium, postgresql and redis-server) and run
-## the whole test suite (tests/deploy starts its own throwaway servers on 127.0.0.1)
+## the whole test suite (tests/deploy starts its own throwaway servers on 127.0.0.1), then the
+## numeric tests of tests/models again with oneDNN capped at AVX2, as an older CPU runs them
 test: install-dev browser services
 	$(BIN)/python -m pytest
+	ONEDNN_MAX_CPU_ISA=AVX2 $(BIN)/python -m pytest tests/models -q -p no:cacheprovider
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,7 +60,7 @@ weights: install
 	  echo "*** photos will fail with a message until you run:  $(BIN)/flask models download"; }
 
 lint: install-dev
-	$(BIN)/ruff check app models tests wsgi.py
+	$(BIN)/ruff check app models tests bench wsgi.py
 
 bench: install
-	$(BIN)/python -m models.bench
+	$(BIN)/python -m bench

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection
+import os
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,16 +21,35 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 _BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
-def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True when this CPU multiplies bfloat16 natively (see ``_BF16_FLAGS``).
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA, or its older name DNNL_MAX_CPU_ISA) that leave its
+# native bfloat16 kernels in use; any other cap (SSE41 ... AVX512_CORE_VNNI) makes oneDNN run
+# as a CPU without them would, and bfloat16 is then emulated.
+_BF16_ISAS = frozenset({"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX",
+                        "AVX512_CORE_AMX_FP16", "AVX10_1_512", "AVX10_1_512_AMX",
+                        "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2", "ALL",
+                        "DEFAULT"})
+
+
+def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo"),
+                    environ: Mapping[str, str] = os.environ) -> bool:
+    """True when this CPU multiplies bfloat16 natively (see ``_BF16_FLAGS``) and oneDNN is
+    allowed to (its ``ONEDNN_MAX_CPU_ISA`` cap, if set, is one of ``_BF16_ISAS``).
+
+    What ``MODEL_PRECISION=auto`` gets: bfloat16 on AVX512-BF16 and AMX CPUs, float32 on
+    AVX2-only and AVX512 CPUs without BF16, and float32 wherever oneDNN is capped below
+    AVX512_CORE_BF16 (``ONEDNN_MAX_CPU_ISA=AVX2`` runs a newer CPU as an AVX2-only one).
 
     Args:
         cpuinfo: the Linux CPU description to read (a test may pass its own file).
+        environ: the environment to read the oneDNN cap from.
 
     Returns:
         False when the file is missing or unreadable (non-Linux systems): float32 is the
         safe choice there.
     """
+    cap = environ.get("ONEDNN_MAX_CPU_ISA") or environ.get("DNNL_MAX_CPU_ISA")
+    if cap and cap.strip().upper() not in _BF16_ISAS:
+        return False
     try:
         text = cpuinfo.read_text(errors="replace")
     except OSError:

@@ -12,15 +12,27 @@ from models.detector import GroundingDinoDetector
 from models.precision import autocast_dtype, native_bfloat16
 from tests.models.conftest import open_photo
 
+CPUS = {  # the flags that matter of each CPU kind, and what MODEL_PRECISION=auto gives it
+    "avx2-only": ("fpu sse avx2 fma", False),
+    "avx512 without bf16": ("fpu sse avx2 avx512f avx512bw avx512_vnni", False),
+    "avx512-bf16": ("fpu sse avx2 avx512f avx512_bf16 avx512_vnni", True),
+    "amx": ("fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8", True),
+}
 
-def test_native_bfloat16_reads_the_cpu_flags(tmp_path):
-    with_flag = tmp_path / "with"
-    with_flag.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 vnni\n")
-    without = tmp_path / "without"
-    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma\n")
-    assert native_bfloat16(with_flag) is True
-    assert native_bfloat16(without) is False
-    assert native_bfloat16(tmp_path / "missing") is False
+
+@pytest.mark.parametrize("kind", sorted(CPUS))
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path, kind):
+    flags, native = CPUS[kind]
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert native_bfloat16(cpuinfo, {}) is native
+    # oneDNN capped below its bfloat16 kernels: the CPU runs as an older one would
+    for cap in ("AVX2", "avx512_core", "AVX512_CORE_VNNI"):
+        assert native_bfloat16(cpuinfo, {"ONEDNN_MAX_CPU_ISA": cap}) is False
+    for cap in ("AVX512_CORE_BF16", "AVX512_CORE_AMX", "ALL"):
+        assert native_bfloat16(cpuinfo, {"ONEDNN_MAX_CPU_ISA": cap}) is native
+    assert native_bfloat16(cpuinfo, {"DNNL_MAX_CPU_ISA": "AVX2"}) is False
+    assert native_bfloat16(tmp_path / "missing", {}) is False
 
 
 def test_autocast_dtype_follows_the_setting_and_the_cpu(monkeypatch):

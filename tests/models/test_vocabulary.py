@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from models.detector import GroundingDinoDetector
+from models.result import UNSURE_LABEL
 from models.vocabulary import (
     COCO_WORDS,
-    UNSURE_LABEL,
     VOCABULARY,
     caption_of,
     chunk_words,
