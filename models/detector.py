@@ -1,9 +1,12 @@
 """Grounding DINO detector (transformers): phrases in, labelled boxes in photo pixels out.
 
 Grounding DINO (Liu et al. 2023, arXiv:2303.05499) scores each of its queries (900 for the
-released models) against every text token; a box's score for a phrase is the highest
-sigmoid probability over the phrase's tokens, as in the authors' demo, where the box score is
-the maximum token probability and the phrase is read from tokens above a text threshold.
+released models) against every text token. A box's score for a phrase is the mean sigmoid
+probability over the phrase's tokens, as the authors' COCO evaluation scores a category
+(``PostProcessCocoGrounding`` in IDEA-Research/GroundingDINO's demo/test_ap_on_coco.py: token
+probabilities times the positive map of ``create_positive_map_from_span``, whose row for a
+category is 1/n on its n tokens). The demo's box score, the highest token probability, would
+score "teddy bear" as high as "bear" on any bear (:func:`phrase_scores`).
 """
 
 from __future__ import annotations
@@ -28,18 +31,32 @@ from models.vocabulary import caption_of, chunk_words
 
 log = logging.getLogger(__name__)
 
-# 0.35 is the box threshold of the Grounding DINO README demo (text threshold 0.25, which is
-# subsumed here because a label is the best-scoring phrase, not tokens above a threshold).
+# 0.35 is the box threshold of the Grounding DINO README demo, which applies it to a box's
+# highest token probability; here it applies to the label's score, the mean over the label's
+# tokens. For a one-token phrase (most words) the two are the same number. A phrase of several
+# tokens must hold it on average, so a box that matches only part of it (a real bear when
+# asked for "teddy bear") is dropped instead of being shown under a name that does not fit.
+# The demo's text threshold (0.25) has no use here: a label is the best-scoring phrase, not
+# the tokens above a threshold.
 BOX_THRESHOLD = 0.35
-# Boxes of one label overlapping more than this (IoU) are duplicates. Grounding DINO has no
-# NMS of its own; 0.5 is the conventional per-class value (torchvision's Faster R-CNN
-# ``box_nms_thresh`` default).
+# Boxes of one label overlapping more than this (IoU) are duplicates, and the lower-scored one
+# is dropped. The reference post-processing (``PostProcessCocoGrounding``) has no NMS: COCO AP
+# charges a duplicate only as one more low-ranked false positive, and one-to-one matching in
+# training makes duplicates rare, not absent. Here every kept box becomes an outlined object,
+# so two queries on one toy would be two toys. Grounded-Segment-Anything's
+# automatic_label_ram_demo.py, the same tags -> Grounding DINO -> SAM pipeline, runs NMS at
+# IoU 0.5 on the boxes before SAM, across labels; here it is per label, so one box found as
+# "dog" and "puppy" keeps both for the naming's margin rule (models/naming.py). At 0.5 the
+# toys of a pile of one kind, each overlapping its neighbours by less than half of their
+# union, are all kept (tests/models/test_detector.py).
 NMS_IOU = 0.5
 # Shortest/longest edge the image is resized to before the model. The released model is run
 # at 800/1333; it was trained with random shortest edges 480-800 (DINO's multi-scale
 # augmentation, which Grounding DINO's training configs reuse), so 512 stays inside the sizes
-# it has seen, and costs about half of 800 (MEASUREMENTS.md: 8.6 s at 800x1066 vs 4.5 s at
-# 512x682 on 2 cores). 853 keeps the 4:3 photo's aspect at 512.
+# it has seen, and costs about half of 800 (the full-size model with random weights on a
+# 2-core x86-64 machine: 8.6 s at 800x1066 vs 4.5 s at 512x682). 853 keeps the 4:3 photo's
+# aspect at 512. Smaller photos and crops are enlarged to it, not seen at their own size
+# (:meth:`GroundingDinoDetector.work_size`).
 SHORTEST_EDGE = 512
 LONGEST_EDGE = 853
 MAX_DETECTIONS = 20
@@ -52,7 +69,8 @@ class Detection(NamedTuple):
 
     Attributes:
         label: the prompt phrase it matches best, e.g. "cat".
-        score: 0-1 (sigmoid probability of the best token of that phrase).
+        score: 0-1, the mean sigmoid probability over that phrase's tokens (as Grounding
+            DINO's own COCO evaluation scores a phrase; :func:`phrase_scores`).
         box: (x0, y0, x1, y1) in photo pixels, clipped to the photo.
     """
 
@@ -184,19 +202,22 @@ class GroundingDinoDetector:
         return len(self.processor.tokenizer(caption)["input_ids"])
 
     def work_size(self, photo_size: tuple[int, int]) -> tuple[int, int]:
-        """(h, w) the model sees a photo of ``photo_size`` (h, w) at: shortest edge
-        ``shortest_edge``, longest at most ``longest_edge`` (the processor's rule), never
-        larger than the photo."""
+        """(h, w) in pixels the model sees a photo (or a crop) of ``photo_size`` (h, w) pixels
+        at: scaled so that the shortest edge is ``shortest_edge`` and the longest at most
+        ``longest_edge`` (the processor's rule, ``GroundingDinoImageProcessor``'s resize), up
+        or down. Small inputs are enlarged too: the model was trained at shortest edges of
+        480-800 px (``SHORTEST_EDGE``), and a tapped object's crop of 160 px seen at 160 px is
+        far outside the sizes it has seen. Each edge is at least 1 px."""
         height, width = photo_size
         scale = min(self.shortest_edge / min(height, width), self.longest_edge / max(height, width))
-        scale = min(scale, 1.0)
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     def _pixels(self, image: Image.Image) -> dict[str, torch.Tensor]:
-        """``pixel_values`` (1, 3, h, w) float32 normalised and ``pixel_mask`` (1, h, w) of the
-        photo at :meth:`work_size`. The photo is shrunk with Pillow first (a 12-megapixel
-        photo through the processor's own resize costs ~0.5 s; Pillow's reducing resize
-        ~0.05 s), then the processor normalises it."""
+        """``pixel_values`` (1, 3, h, w) float32 normalised and ``pixel_mask`` (1, h, w) int64
+        of the photo at :meth:`work_size` (h, w), on ``device``. The photo is resized with
+        Pillow first, bilinear (a 12-megapixel photo through the processor's own resize costs
+        ~0.5 s; Pillow's reducing resize ~0.05 s; a small crop is enlarged), then the
+        processor normalises it."""
         height, width = self.work_size((image.height, image.width))
         rgb = image if image.mode == "RGB" else image.convert("RGB")  # no 12-MP copy
         small = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -214,8 +235,13 @@ class GroundingDinoDetector:
         from (or go to) the cache under ``key``.
 
         Returns:
-            boxes (Q, 4) float32 normalised cxcywh and per-phrase scores (Q, P) float32 0-1
-            (highest sigmoid probability over the phrase's tokens).
+            boxes (Q, 4) float32 cxcywh normalised to 0-1 by the work size (so also by the
+            photo's size: the resize keeps its aspect to within a pixel), and per-phrase
+            scores (Q, P) float32 0-1, the mean sigmoid probability over the phrase's tokens
+            (:func:`phrase_scores`).
+
+        Raises:
+            BadPromptError: the phrases exceed the text limit.
         """
         caption, owner = self._encode_text(phrases)
         text = self.processor.tokenizer(caption, return_tensors="pt").to(self.device)
@@ -226,13 +252,7 @@ class GroundingDinoDetector:
         finally:
             self._backbone_cache.key = None
         probs = outputs.logits[0].sigmoid().float().cpu()  # (queries, max_text_len)
-        num_tokens = min(len(owner), probs.shape[1])
-        phrase_scores = torch.zeros(probs.shape[0], len(phrases))
-        for p in range(len(phrases)):
-            idx = torch.as_tensor(np.flatnonzero(owner[:num_tokens] == p))
-            if len(idx):
-                phrase_scores[:, p] = probs[:, idx].amax(dim=1)
-        return outputs.pred_boxes[0].float().cpu(), phrase_scores
+        return outputs.pred_boxes[0].float().cpu(), phrase_scores(probs, owner, len(phrases))
 
     def _select(
         self,
@@ -242,8 +262,14 @@ class GroundingDinoDetector:
         photo_size: tuple[int, int],
         limit: int,
     ) -> list[Detection]:
-        """Best phrase per query, score > ``box_threshold``, boxes to photo pixels (clipped,
-        non-empty), per-label NMS, highest score first, at most ``limit``."""
+        """Detections from one pass's outputs.
+
+        Each query is labelled with its best-scoring phrase (``phrase_scores`` (Q, P) float32,
+        :func:`phrase_scores`; a tie goes to the first phrase) and kept if that score is >
+        ``box_threshold``; its box (``boxes`` (Q, 4) float32 normalised cxcywh) is scaled to
+        photo pixels (``photo_size`` (h, w)), clipped to the photo and dropped if empty; then
+        per-label NMS at ``nms_iou`` (see ``NMS_IOU``), highest score first, at most
+        ``limit``."""
         scores, labels = phrase_scores.max(dim=1)
         keep = scores > self.box_threshold
         if not bool(keep.any()):
@@ -269,18 +295,21 @@ class GroundingDinoDetector:
     def detect(
         self, image: Image.Image, phrases: list[str], *, key: str | None = None
     ) -> list[Detection]:
-        """Find the phrases in an RGB photo.
+        """Find the phrases in an RGB photo (or a crop of one), seen at :meth:`work_size`.
 
         Args:
-            image: RGB PIL image, W x H pixels.
+            image: RGB PIL image, W x H pixels, any size (small ones are enlarged).
             phrases: lower-case phrases from ``models.prompts.parse_prompt`` (1-20).
-            key: cache key of the photo (e.g. "photo-12"): its backbone features are kept in
-                a small LRU, so asking again with other words skips the image backbone.
+            key: cache key of the photo (e.g. "photo-12-9f86d081884c7d65"): its backbone
+                features are kept in a small LRU, so asking again with other words skips the
+                image backbone.
 
         Returns:
-            At most ``max_detections`` detections with score > ``box_threshold``, duplicates
-            of the same label removed by NMS (IoU > ``nms_iou``), highest score first; boxes
-            are xyxy in photo pixels (the model's normalised cxcywh boxes times the photo size).
+            At most ``max_detections`` detections, each labelled with its best phrase and
+            kept if that phrase's score (the mean probability over its tokens,
+            :func:`phrase_scores`) is > ``box_threshold``; duplicates of the same label
+            removed by NMS (IoU > ``nms_iou``), highest score first; boxes are xyxy float in
+            ``image``'s pixels (the model's normalised cxcywh boxes times W and H).
 
         Raises:
             BadPromptError: no phrase, or the phrases exceed the text limit.
@@ -289,10 +318,9 @@ class GroundingDinoDetector:
             raise BadPromptError('Please type what to look for, for example "cat, ball".')
         self._encode_text(phrases)  # refuse over-long prompts before any image work
         pixels = self._pixels(image)
-        boxes, phrase_scores = self._run(pixels, phrases, self._photo_key(key, image))
-        return self._select(
-            boxes, phrase_scores, phrases, (image.height, image.width), self.max_detections
-        )
+        boxes, scores = self._run(pixels, phrases, self._photo_key(key, image))
+        return self._select(boxes, scores, phrases, (image.height, image.width),
+                            self.max_detections)
 
     def detect_vocabulary(
         self, image: Image.Image, words: Sequence[str], *, key: str | None = None
@@ -304,13 +332,14 @@ class GroundingDinoDetector:
         backbone runs once for all of them (its features are cached, under ``key`` if given).
 
         Args:
-            image: RGB PIL image, W x H pixels.
+            image: RGB PIL image, W x H pixels, any size (small ones are enlarged).
             words: lower-case words or short phrases.
             key: cache key of the photo, as in :meth:`detect`.
 
         Returns:
-            Detections of all passes (score > ``box_threshold``, per-label NMS within a pass),
-            highest score first, at most ``MAX_VOCABULARY_DETECTIONS``; boxes xyxy photo px.
+            Detections of all passes (mean-token score > ``box_threshold``, per-label NMS
+            within a pass; as :meth:`detect`), highest score first, at most
+            ``MAX_VOCABULARY_DETECTIONS``; boxes xyxy in ``image``'s pixels.
             A box may appear twice with different words from different passes.
 
         Raises:
@@ -322,11 +351,10 @@ class GroundingDinoDetector:
         found: list[Detection] = []
         try:
             for chunk in chunks:
-                boxes, phrase_scores = self._run(pixels, chunk, cache_key)
+                boxes, scores = self._run(pixels, chunk, cache_key)
                 found += self._select(
-                    boxes, phrase_scores, chunk, (image.height, image.width),
-                    MAX_VOCABULARY_DETECTIONS,
-                )  # fmt: skip
+                    boxes, scores, chunk, (image.height, image.width), MAX_VOCABULARY_DETECTIONS
+                )
         finally:
             if key is None:
                 self._backbone_cache.forget(cache_key)
@@ -348,6 +376,37 @@ class GroundingDinoDetector:
         for cached in list(self._backbone_cache.entries):
             if cached.startswith(f"{key}@"):
                 self._backbone_cache.forget(cached)
+
+
+def phrase_scores(probs: torch.Tensor, owner: np.ndarray, count: int) -> torch.Tensor:
+    """Each query's score for each phrase, as Grounding DINO's COCO evaluation computes it.
+
+    The evaluation (``PostProcessCocoGrounding`` in IDEA-Research/GroundingDINO's
+    demo/test_ap_on_coco.py) multiplies the token probabilities by a positive map
+    (``create_positive_map_from_span``, groundingdino/util/vl_utils.py) whose row for a
+    category is 1 on its n tokens divided by n (plus 1e-6, left out here: it changes a score
+    by less than 1e-6 of it), i.e. the mean probability over the phrase's tokens. So
+    "teddy bear" scores high only where "teddy" is high too; the highest single token (the
+    demo's box score) would score it as high as "bear" on any bear.
+
+    Args:
+        probs: (Q, T) float32 sigmoid token probabilities of Q queries over T text positions.
+        owner: (N,) int array, the phrase index 0..P-1 of each text position and -1 for
+            special tokens and separators (``GroundingDinoDetector._encode_text``); positions
+            beyond T (N > T) or missing (N < T) belong to no phrase.
+        count: number of phrases P.
+
+    Returns:
+        (Q, P) float32, 0-1: the mean probability over each phrase's tokens; 0 for a phrase
+        with no token among the T positions.
+    """
+    num_tokens = min(len(owner), probs.shape[1])
+    positive = torch.zeros(count, probs.shape[1], dtype=probs.dtype)
+    for p in range(count):
+        idx = torch.as_tensor(np.flatnonzero(owner[:num_tokens] == p))
+        if len(idx):
+            positive[p, idx] = 1.0 / len(idx)
+    return probs @ positive.T
 
 
 @contextlib.contextmanager

@@ -1,9 +1,12 @@
 """Name masks with vocabulary detections: a mask takes a word only when a confident Grounding
 DINO box of that word fits it, and no other word fits it about as well.
 
-Never a wrong name said with confidence (issue 4): an object is named only if
-    1. a detection's score is at least ``NAME_SCORE`` (0.4: above the 0.35 box threshold of the
-       Grounding DINO demo, since a 250-word caption spreads probability over more words), and
+Never a wrong name said with confidence: an object is named only if
+    1. a detection's score (the mean probability over its word's tokens,
+       ``models.detector.phrase_scores``; for the one-token words that make up most of the
+       vocabulary, that token's probability) is at least ``NAME_SCORE`` (0.4: above the 0.35
+       box threshold of the Grounding DINO demo, since a 250-word caption spreads probability
+       over more words; a two-token word such as "teddy bear" must hold it on average), and
     2. the IoU of the mask's tight box with the detection's box is at least ``MATCH_IOU``
        (0.7: stricter than the 0.5 of PASCAL VOC / COCO AP50, so a part or a neighbour does not
        inherit the whole's name), and
