@@ -155,7 +155,7 @@ def drop_gpu_library_pages() -> int:
     rest, and their loading and static initialisers read ~150 MB of them into memory
     (measured on this machine: libcublasLt 60 MB, libnvJitLink 31, libnvrtc 27,
     libtorch_cuda 16, others 14), which a process that runs its models on the CPU never
-    reads again. Measured worker peak RSS (``python -m models.bench --worker-rss``, three
+    reads again. Measured worker peak RSS (``python -m bench.speed --worker-rss``, three
     runs each): 1,800-1,908 MiB -> 1,706-1,726 MiB. If GPU code does run later, its pages
     are read back in from the page cache or the file, unchanged.
 

@@ -36,6 +36,8 @@ ENCODER_SIZE = 1024  # SAM/MobileSAM image encoder input, long side in pixels
 LOW_RES = 256  # side of the mask decoder's low-resolution logits (covering the padded input)
 STABILITY_OFFSET = 1.0  # SamAutomaticMaskGenerator's stability_score_offset default
 BOX_BATCH = 16  # box prompts per decoder call (memory: ~25 MB of activations per prompt)
+#: A prompt's best answer this far (predicted IoU) under ``pred_iou_thresh`` is a near miss.
+NEAR_MISS = 0.15
 DECODE_CHUNK = 4  # prompts per pass of the decoder's transformer and upscaling (~20 MB each)
 
 
@@ -61,41 +63,49 @@ _amg = _mobile_sam.utils.amg
 class EverythingSettings:
     """Settings of everything mode, chosen for a few seconds on 2 CPU cores.
 
-    Prompts come in two rounds, a coarse grid and then fine-grid points where the coarse
-    round found nothing ("fewer, better prompts", issue 3): SAM's default grid is 32x32
-    (1,024 prompts, 79 s here) and the decoder costs ~35-50 ms per prompt on 2 cores
-    (``models.bench``), so the prompt count is what everything mode costs.
+    Prompts come in rounds, a coarse grid and then points of finer grids where nothing was
+    found or asked yet: SAM's default grid is 32x32 (1,024 prompts, 79 s on 2 cores) and the
+    prompt count is what everything mode costs (``bench.speed``). Measured on the recall
+    oracle (``bench/recall.py``: synthetic scenes of 30-60 objects and a stand-in decoder;
+    ``python -m bench.recall``), these settings find as many of the objects of at least 1%
+    of the image as ``SamAutomaticMaskGenerator``'s defaults, and 97-98% as many of those of
+    at least 0.25%, with at most 120 prompts instead of 1,024 (the README gives the
+    figures).
 
     Attributes:
         points_per_side: the coarse grid is points_per_side**2 single-point prompts (8: 64).
             Each gives three candidates (whole, part, sub-part), so the parts of an object
             under a grid point are found with it.
-        fill_points_per_side, max_fill_points: then the points of a finer grid (16x16,
-            spacing 1/16 of the photo) that no kept mask covers, at most 36 of them spread
-            evenly: objects between coarse points are found where nothing was found yet, and
-            no prompt is spent again inside an object already found. 64 + 36 = 100 prompts
-            at most (the former 10x10 grid); fewer once the coarse round covers the photo.
+        fill_rounds: then, per round, (side, most): the points of a side x side grid that no
+            kept mask covers and no earlier prompt's best answer covers (kept or not: a
+            point on the floor answers "the floor", and no prompt need go there again), at
+            most ``most`` of them spread evenly. Each round goes only where the rounds
+            before found nothing, at a finer spacing.
+        max_retries: last, at most this many prompts again from the inside of near misses
+            (best answers just under the IoU threshold, ``NEAR_MISS``: mostly objects first
+            asked about from an edge, where SAM is unsure).
         points_per_batch: prompts per decoder call; 16 uses far less memory than SAM's 64
             and is as fast on CPU (measured).
-        pred_iou_thresh, stability_score_thresh: 0.86 / 0.92, the values of SAM's
-            ``automatic_mask_generator_example.ipynb`` (lower than the ViT-H defaults
-            0.88 / 0.95, which keep few masks with a small grid).
+        pred_iou_thresh, stability_score_thresh: SAM's own defaults, 0.88 / 0.95 (the
+            stability score taken on the work-resolution logits, :func:`work_stability`,
+            as SAM takes it).
         box_nms_thresh: SAM's default 0.7 (box IoU above which duplicates are dropped).
         min_area_fraction: masks smaller than this fraction of the photo are dropped (too
             small to see or to hold a label; product choice).
-        max_masks: at most this many masks, largest first (product choice: a child's photo
-            with more than 40 labels is unreadable).
+        max_masks: at most this many masks, largest first: a bound on the overlay's
+            labels (product choice), far above what the rounds keep on a busy scene, so no
+            valid medium mask is evicted by it.
     """
 
     points_per_side: int = 8
-    fill_points_per_side: int = 16
-    max_fill_points: int = 36
+    fill_rounds: tuple[tuple[int, int], ...] = ((16, 24), (32, 16))
+    max_retries: int = 16
     points_per_batch: int = 16
-    pred_iou_thresh: float = 0.86
-    stability_score_thresh: float = 0.92
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
     box_nms_thresh: float = 0.7
     min_area_fraction: float = 0.001
-    max_masks: int = 40
+    max_masks: int = 100
 
 
 @dataclass
@@ -205,7 +215,7 @@ class MobileSamSegmenter:
 
         Args:
             image: RGB PIL image, W x H pixels.
-            key: cache key (e.g. "photo-12"); None computes without caching.
+            key: cache key (e.g. "photo-12-9f86d081884c7d65"); None computes without caching.
 
         Returns:
             :class:`ImageEmbedding` (features (1, 256, 64, 64) float32).
@@ -466,7 +476,8 @@ class MobileSamSegmenter:
         Args:
             image: RGB photo, W x H.
             point: (x, y) in photo pixels, inside the photo.
-            key: embedding cache key (e.g. "photo-12"); a cached embedding is reused.
+            key: embedding cache key (e.g. "photo-12-9f86d081884c7d65"); a cached embedding
+                is reused.
             embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
 
         Returns:
@@ -527,12 +538,23 @@ class MobileSamSegmenter:
         scale = np.array([in_w, in_h], dtype=np.float32)
         points = _amg.build_point_grid(settings.points_per_side) * scale
         with torch.inference_mode():
-            logits, iou, boxes = self._grid_masks(embedding, points, (low_h, low_w))
-            fill = self._uncovered_points(logits, settings, (low_h, low_w)) * scale
-            if len(fill):
-                more = self._grid_masks(embedding, fill, (low_h, low_w))
+            logits, iou, boxes, explored, again = self._grid_masks(
+                embedding, points, (low_h, low_w))
+            for side, most in settings.fill_rounds:
+                fill = self._uncovered_points(logits, explored, side, most, (low_h, low_w))
+                if not len(fill):
+                    continue
+                more = self._grid_masks(embedding, fill * scale, (low_h, low_w))
                 logits, iou, boxes = (
-                    torch.cat(pair) for pair in zip((logits, iou, boxes), more, strict=True)
+                    torch.cat(pair) for pair in zip((logits, iou, boxes), more[:3], strict=True)
+                )
+                explored = explored | more[3]
+                again = np.concatenate([again, more[4]])
+            if len(again) and settings.max_retries > 0:
+                again = np.unique(again.round(), axis=0)[: settings.max_retries]
+                more = self._grid_masks(embedding, again, (low_h, low_w))
+                logits, iou, boxes = (
+                    torch.cat(pair) for pair in zip((logits, iou, boxes), more[:3], strict=True)
                 )
             if len(logits) == 0:
                 return []
@@ -566,12 +588,20 @@ class MobileSamSegmenter:
             low_size: (h, w) of the photo's part of the 256x256 low-res grid.
 
         Returns:
-            logits (M, h, w) float32, predicted IoUs (M,), boxes (M, 4) xyxy low-res pixels;
-            three candidates per point before filtering (multimask output).
+            logits (M, h, w) float32, predicted IoUs (M,), boxes (M, 4) xyxy low-res pixels
+            (three candidates per point before filtering, multimask output), and the
+            explored area (h, w) bool: the union of every prompt's best-scored candidate,
+            kept or not (a point on the floor answers "the floor", even if SAM's filters
+            drop it: no later prompt need go there), except near misses; and (K, 2) float32
+            points (x, y) in encoder-input pixels, one inside each near miss (a best answer
+            whose predicted IoU is within ``NEAR_MISS`` under the threshold: typically an
+            object asked about from its edge), to ask again.
         """
         settings = self.everything_settings
         low_h, low_w = low_size
         kept_logits, kept_iou, kept_boxes = [], [], []
+        explored: torch.Tensor | None = None
+        retry: list[tuple[float, float] | None] = []
         for start in range(0, len(points), settings.points_per_batch):
             batch = torch.as_tensor(
                 points[start : start + settings.points_per_batch], dtype=torch.float32
@@ -580,15 +610,23 @@ class MobileSamSegmenter:
             low_res, iou = self._decode(
                 embedding, points=(batch[:, None, :], labels), multimask=True
             )
+            best_iou, best = iou.max(dim=1)
+            answered = low_res[torch.arange(len(best)), best, :low_h, :low_w]
+            # A best answer just under the IoU threshold is an object asked about from an
+            # ambiguous spot (an edge): not explored, and asked again from its inside.
+            near = (best_iou < settings.pred_iou_thresh) & (
+                best_iou >= settings.pred_iou_thresh - NEAR_MISS)
+            sure = answered[~near] > self.model.mask_threshold
+            if len(sure):
+                explored = sure.any(0) if explored is None else explored | sure.any(0)
+            retry += [_inside_point(m) for m in (answered[near] > self.model.mask_threshold)]
             logits = low_res.flatten(0, 1)[:, :low_h, :low_w]
             iou = iou.flatten()
             if settings.pred_iou_thresh > 0.0:  # as upstream: a 0 threshold is "off"
                 keep = iou > settings.pred_iou_thresh
                 logits, iou = logits[keep], iou[keep]
             if settings.stability_score_thresh > 0.0:
-                stability = _amg.calculate_stability_score(
-                    logits, self.model.mask_threshold, STABILITY_OFFSET
-                )
+                stability = work_stability(logits, self.model.mask_threshold)
                 keep = stability >= settings.stability_score_thresh
                 logits, iou = logits[keep], iou[keep]
             binary = logits > self.model.mask_threshold
@@ -596,27 +634,38 @@ class MobileSamSegmenter:
             kept_logits.append(logits[keep])
             kept_iou.append(iou[keep])
             kept_boxes.append(_amg.batched_mask_to_box(binary[keep]).float())
+        if explored is None:
+            explored = torch.zeros((low_h, low_w), dtype=torch.bool, device=self.device)
+        # (x, y) in encoder-input pixels: the low-res grid covers the padded 1024 input.
+        again = np.array([p for p in retry if p is not None], dtype=np.float32).reshape(-1, 2)
+        again = (again + 0.5) * (ENCODER_SIZE / LOW_RES)
         if not kept_logits:
             empty = torch.zeros((0, low_h, low_w), device=self.device)
-            return empty, torch.zeros(0, device=self.device), torch.zeros((0, 4))
-        return torch.cat(kept_logits), torch.cat(kept_iou), torch.cat(kept_boxes)
+            return (empty, torch.zeros(0, device=self.device), torch.zeros((0, 4)), explored,
+                    again)
+        return (torch.cat(kept_logits), torch.cat(kept_iou), torch.cat(kept_boxes), explored,
+                again)
 
     def _uncovered_points(
-        self, logits: torch.Tensor, settings: EverythingSettings, low_size: tuple[int, int]
+        self, logits: torch.Tensor, explored: torch.Tensor, side: int, most: int,
+        low_size: tuple[int, int],
     ) -> np.ndarray:
-        """Points of the fine grid (``fill_points_per_side``) that no kept mask covers, at
-        most ``max_fill_points`` of them spread evenly; (K, 2) float in 0-1 of the photo."""
-        if settings.fill_points_per_side <= 0 or settings.max_fill_points <= 0:
+        """Points of a ``side`` x ``side`` grid that no kept mask covers and no earlier prompt
+        answered (``explored``), at most ``most`` of them spread evenly; (K, 2) float in 0-1
+        of the photo."""
+        if side <= 0 or most <= 0:
             return np.zeros((0, 2), dtype=np.float32)
         low_h, low_w = low_size
-        fine = _amg.build_point_grid(settings.fill_points_per_side).astype(np.float32)
+        fine = _amg.build_point_grid(side).astype(np.float32)
+        covered = explored.clone()
         if len(logits):
-            covered = (logits > self.model.mask_threshold).any(0).cpu().numpy()
-            cols = np.minimum((fine[:, 0] * low_w).astype(int), low_w - 1)
-            rows = np.minimum((fine[:, 1] * low_h).astype(int), low_h - 1)
-            fine = fine[~covered[rows, cols]]
-        if len(fine) > settings.max_fill_points:
-            fine = fine[np.linspace(0, len(fine) - 1, settings.max_fill_points).round().astype(int)]
+            covered |= (logits > self.model.mask_threshold).any(0)
+        covered = covered.cpu().numpy()
+        cols = np.minimum((fine[:, 0] * low_w).astype(int), low_w - 1)
+        rows = np.minimum((fine[:, 1] * low_h).astype(int), low_h - 1)
+        fine = fine[~covered[rows, cols]]
+        if len(fine) > most:
+            fine = fine[np.linspace(0, len(fine) - 1, most).round().astype(int)]
         return fine
 
     def _upscale_logits(self, logits: torch.Tensor, embedding: ImageEmbedding) -> Mask:
@@ -626,6 +675,44 @@ class MobileSamSegmenter:
         size = (round(logits.shape[0] * scale), round(logits.shape[1] * scale))
         work = F.interpolate(logits[None, None], size, mode="bilinear", align_corners=False)
         return self._photo_mask(work[0, 0], embedding)
+
+
+def _inside_point(mask: torch.Tensor) -> tuple[float, float] | None:
+    """The most interior pixel (x, y) of a (h, w) bool mask (the maximum of its distance
+    transform, low-res pixels), or None for an empty mask."""
+    import cv2
+
+    array = mask.cpu().numpy().astype(np.uint8)
+    if not array.any():
+        return None
+    distance = cv2.distanceTransform(np.pad(array, 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return float(col), float(row)
+
+
+def work_stability(logits: torch.Tensor, threshold: float, *, chunk: int = 8) -> torch.Tensor:
+    """SAM's stability score (``calculate_stability_score``: IoU of the mask thresholded at
+    ``threshold`` +- ``STABILITY_OFFSET``) of low-res logits, computed as SAM computes it: on
+    the logits upsampled bilinearly (x4, the 1024-px work image; SamAutomaticMaskGenerator
+    scores the masks upsampled to the image). On the 256-px grid itself a boundary pixel
+    whose logit is within the offset counts as a whole low-res pixel, which scores objects
+    systematically lower (a 0.4%-of-photo object 0.93 instead of 0.96 on the recall oracle,
+    ``bench/recall.py``) and made SAM's 0.95 threshold drop objects SAM keeps.
+
+    Args:
+        logits: (N, h, w) float32 low-res logits.
+        threshold: the mask threshold (0.0 for SAM).
+        chunk: candidates upsampled at a time (each is 16 x h x w floats).
+
+    Returns:
+        (N,) float32 stability scores in 0-1.
+    """
+    scores = []
+    for part in logits.split(chunk):
+        work = F.interpolate(part[:, None].float(), scale_factor=4, mode="bilinear",
+                             align_corners=False)[:, 0]
+        scores.append(_amg.calculate_stability_score(work, threshold, STABILITY_OFFSET))
+    return torch.cat(scores) if scores else torch.zeros(0)
 
 
 def _chunks(count: int, size: int) -> list[tuple[int, int]]:

@@ -260,7 +260,7 @@ def test_one_analysis_computes_the_embedding_once(service):
 def test_everything_mode_matches_sams_mask_generator(service):
     """Scoring at low resolution keeps SAM's masks: on the same weights and settings, every
     mask of ``SamAutomaticMaskGenerator`` (>= 1% of the photo) has one of ours with IoU >= 0.8
-    (issue 3's recall rule; filters off and NMS off so random weights give many masks)."""
+    (filters off and NMS off on both, so random weights give many masks)."""
     from models.segmenter import import_mobile_sam, upscale_mask
 
     segmenter = service.segmenter
@@ -269,7 +269,7 @@ def test_everything_mode_matches_sams_mask_generator(service):
     try:
         segmenter.everything_settings = replace(
             settings, box_nms_thresh=1.0, max_masks=1000, min_area_fraction=0.01,
-            fill_points_per_side=0,
+            fill_rounds=(), pred_iou_thresh=0.0, stability_score_thresh=0.0,
         )  # fmt: skip
         ours = segmenter.everything(photo)
     finally:

@@ -1,11 +1,12 @@
-"""Benchmark of the inference service against the reference settings (issue 3).
+"""Speed benchmark of the inference service against the reference settings.
 
-    python -m models.bench [--quick] [--threads N] [--photos DIR] [--no-reference]
+    python -m bench.speed [--quick] [--threads N] [--photos DIR] [--no-reference]
 
 Uses the real weights when both resolve (``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``,
 ``GROUNDING_DINO_MODEL``, as the worker does), else builds the full-size architectures
 (MobileSAM vit_t; Grounding DINO tiny: Swin-T + BERT-base, 900 queries) with random weights
-and says so. Times every stage of issue 3's table, ours and the reference setting, in one run
+and says so. Times every stage (load, encoder, decoder, everything mode, find by name, a
+tap, new words), ours and the reference setting, in one run
 on the photos of ``../shared/photos`` (medians over photos and repeats), prints a table and,
 last, one JSON line (times in seconds; ``peak_rss_mb`` and the other ``*_rss_mb`` values in
 MiB, 2**20 bytes, the unit the table also prints beside GB = 10**9 bytes). Not run in CI;
@@ -50,7 +51,7 @@ PROMPTS = {
     "letters.jpg": "letter, table, toy",
 }
 MAX_DETECTIONS = 20  # models.detector.MAX_DETECTIONS, applied to the reference too
-TARGET_MEGAPIXELS = 12.0  # issue 3: "12-megapixel photo"
+TARGET_MEGAPIXELS = 12.0  # the speed targets are for a 12-megapixel phone photo
 RECALL_MIN_AREA = 0.01  # reference masks of at least 1% of the image ...
 RECALL_IOU = 0.8  # ... need one of ours with mask IoU >= 0.8 ...
 RECALL_TARGET = 0.9  # ... in at least 90% of cases
@@ -77,7 +78,7 @@ def peak_rss_mb() -> float:
 
 def upscale_to_megapixels(image: Image.Image, megapixels: float) -> Image.Image:
     """The photo resized (Lanczos) to about ``megapixels`` million pixels, same aspect; the
-    photos in shared/ are 3-4 MP and issue 3's target is for a 12-MP phone photo."""
+    shared photos are 3-4 MP and the speed targets are for a 12-MP phone photo."""
     scale = (megapixels * 1e6 / (image.width * image.height)) ** 0.5
     size = (round(image.width * scale), round(image.height * scale))
     return image.resize(size, Image.Resampling.LANCZOS)
@@ -636,7 +637,7 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
     ``service`` (tests): a loaded ``InferenceService`` to measure instead of the worker's
     weights or full-size random ones; its weights count as "real" only if all official.
     """
-    parser = argparse.ArgumentParser(prog="python -m models.bench", description=__doc__.split(
+    parser = argparse.ArgumentParser(prog="python -m bench.speed", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="one repeat, two photos")
     parser.add_argument("--threads", type=int, default=None,
@@ -680,7 +681,7 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
                 weights = "random"
                 print("No model weights found: building full-size architectures with RANDOM "
                       "weights (timings are representative; mask quality is not).", flush=True)
-                subprocess.run([sys.executable, "-m", "models.bench", "--build-random", tmp],
+                subprocess.run([sys.executable, "-m", "bench.speed", "--build-random", tmp],
                                check=True)  # fmt: skip
                 checkpoint = Path(tmp) / "mobile_sam.pt"
                 gd_dir = Path(tmp) / "grounding-dino-tiny-random"
@@ -709,7 +710,7 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
             if not config.mobile_sam_checkpoint:
                 env.pop("MOBILE_SAM_CHECKPOINT")
             child = subprocess.run(
-                [sys.executable, "-m", "models.bench", "--worker-rss", "--photos",
+                [sys.executable, "-m", "bench.speed", "--worker-rss", "--photos",
                  str(args.photos), "--threads", str(threads), "--megapixels",
                  str(args.megapixels)], env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
@@ -719,8 +720,22 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
               "precision": precision,
               "load_after": round(os.getloadavg()[0], 2), "photos": list(photos)}  # fmt: skip
     values = report(stages, extra, header)
+    values["recall"] = everything_recall(quick=args.quick)
     print(json.dumps(values), flush=True)
     return values
+
+
+def everything_recall(*, quick: bool = False) -> dict[str, float]:
+    """Print and return everything mode's recall on the weight-free oracle
+    (``bench/recall.py``), ours beside ``SamAutomaticMaskGenerator``'s: the strategy's
+    figures, which random weights cannot give."""
+    from bench import recall
+
+    results = recall.compare(range(2) if quick else range(4))
+    print(recall.report(results), flush=True)
+    return {f"{name}_{int(c * 10000)}bp": round(r.recall[c], 4)
+            for name, r in results.items() for c in recall.SIZE_CLASSES} | {
+        f"{name}_prompts": r.prompts for name, r in results.items()}
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Smoke test of the benchmark (``python -m models.bench``) on the small random fixtures: it
-runs end to end and ends with the JSON line issue 3 asks for. Speed is not checked here."""
+"""Smoke test of the benchmark (``python -m bench.speed``) on the small random fixtures: it
+runs end to end, prints everything mode's recall on the oracle, and ends with one JSON line.
+Speed is not checked here."""
 
 from __future__ import annotations
 
 import json
 
-from models.bench import main
+from bench.speed import main
 from tests.models.conftest import open_photo
 
 KEYS = {
@@ -27,6 +28,8 @@ def test_bench_prints_a_table_and_a_json_line(service, tmp_path, capsys):
     assert values["grounded_s"] > 0 and values["reprompt_s"] > 0 and values["peak_rss_mb"] > 0
     assert values["everything_reference_s"] > 0  # the reference ran on the same weights
     assert any("recall" in line for line in lines), "the recall check says what it found"
+    assert any(line.startswith("everything mode recall on the synthetic oracle") for line in lines)
+    assert 0 < values["recall"]["ours_100bp"] <= 1 and values["recall"]["reference_prompts"] > 0
     assert any(line.startswith("weights: random") for line in lines)
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the inference service (not part of the runtime package or the slug)."""
