@@ -1,7 +1,7 @@
 """glibc malloc settings for a process that runs PyTorch models (the worker, the benchmark).
 
 PyTorch's large, short-lived CPU tensors make glibc's default malloc page-fault constantly
-(``../shared/MEASUREMENTS.md``: twice as slow here); :func:`tune_allocator` keeps freed blocks
+(twice as slow on a 2-core x86-64 machine); :func:`tune_allocator` keeps freed blocks
 for reuse, and :func:`release_memory` hands them back to the OS between jobs and between the
 stages of one job, so that one stage's freed memory does not sit beside the next one's.
 """
@@ -53,7 +53,7 @@ def tune_allocator() -> None:
 
     ``mallopt(M_MMAP_THRESHOLD, 1 GiB)`` and ``mallopt(M_TRIM_THRESHOLD, ~2 GiB)``, the ctypes
     equivalent of ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``: PyTorch's large,
-    short-lived CPU tensors otherwise page-fault constantly (MEASUREMENTS.md: the MobileSAM
+    short-lived CPU tensors otherwise page-fault constantly (on 2 cores: the MobileSAM
     encoder 2.24 s -> 1.00 s, Grounding DINO at 800x1066 13.98 s -> 8.61 s). Freed memory
     stays with the process for reuse. No-op where glibc is absent.
     """
@@ -75,7 +75,7 @@ def release_memory() -> None:
     stages of a job that allocate differently (Grounding DINO, then the image encoder), they
     only inflate resident memory: the next stage's tensors do not fit the freed blocks and
     are placed beside them. Measured on the worker (bench worker RSS, 4 photos at 12 MP):
-    trimming between stages too lowered its peak by ~100 MB (third session) for a few
+    trimming between stages too lowered its peak by ~100 MB for a few
     milliseconds of page faults. No-op where glibc is absent.
     """
     malloc_trim = getattr(_libc(), "malloc_trim", None)

@@ -171,7 +171,7 @@ class MobileSamSegmenter:
         ``precision`` ("auto", "float32", "bfloat16"; :func:`models.precision.autocast_dtype`)
         applies to the mask decoder's transformer only (:meth:`_transformer`): the image
         encoder stays float32 (in bfloat16 it was 2x faster, but box masks on the same
-        weights matched float32's with IoU 0.965-0.98, below issue 3's 0.98).
+        weights matched float32's with IoU 0.965-0.98, below the 0.98 parity rule for masks).
 
         Raises:
             ValueError: unknown precision.

@@ -40,7 +40,7 @@ class JobRequest:
             for its image embedding, detector features and names.
         kind: "analyse" (the photo's own analysis), or a re-prompt on the cached embedding:
             "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}).
-        params: the re-prompt's parameters (INTERFACES.md ADDENDUM).
+        params: the re-prompt's parameters (``{"x", "y"}`` or ``{"prompt"}``).
     """
 
     job_id: str

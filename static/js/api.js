@@ -1,4 +1,4 @@
-// Talking to the JSON API (see INTERFACES.md): upload, job polling, photo details.
+// Talking to the JSON API (docs/api.md): upload, job polling, photo details.
 // Every state-changing call sends the CSRF token from <meta name="csrf-token"> as X-CSRFToken.
 
 export const API_BASE = "/api/v1";

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Heroku's dyno memory (MB), from its dyno-type table.
 DYNO_MB = {"standard-1x": 512, "standard-2x": 1024, "performance-m": 2560,
            "performance-l": 14336, "performance-l-ram": 30720}
-#: Peak RSS measured on the reference stack (MEASUREMENTS.md): Grounding DINO tiny after a run
-#: 3.7 GB, everything mode at 16 points 5.5 GB; the web process ~155 MB with a 2241-px upload.
+#: Peak RSS measured on the reference stack (random weights, 2 cores): Grounding DINO tiny
+#: after a run 3.7 GB, everything mode at 16 points 5.5 GB; the web process ~155 MB with a
+#: 2241-px upload.
 WORKER_PEAK_MB, WEB_PEAK_MB = 5632, 160
 
 

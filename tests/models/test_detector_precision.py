@@ -69,7 +69,7 @@ def full_size_detector(grounding_dino_dir):
 
 
 def test_bfloat16_keeps_the_float32_boxes(full_size_detector):
-    """Issue 3's parity rule for a faster runtime: box IoU >= 0.95 with the float32 reference
+    """The parity rule for a faster runtime: box IoU >= 0.95 with the float32 reference
     on the same weights. Compared per predicted box (all 900 queries), matched to the closest
     box of the bfloat16 run: the two-stage query selection ranks encoder scores that random
     weights saturate (nearly all above 0.9), so equal-scored queries may come in another order.

@@ -10,8 +10,8 @@ from tests.models.conftest import open_photo
 
 def test_shared_embedding_decoder_matches_sams_mask_decoder(service, monkeypatch):
     """Decoding B prompts without copying the image embedding per prompt gives SAM's masks
-    (mask IoU >= 0.98, issue 3's parity rule) and IoU predictions (in float32; bfloat16 is
-    checked in test_segmenter_precision.py)."""
+    (mask IoU >= 0.98, the parity rule for a faster runtime) and IoU predictions (in float32;
+    bfloat16 is checked in test_segmenter_precision.py)."""
     segmenter = service.segmenter
     monkeypatch.setattr(segmenter, "decoder_autocast", None)
     model = segmenter.model

@@ -1,5 +1,6 @@
 """MobileSAM's mask decoder with its transformer in bfloat16 (autocast) keeps float32's masks
-and scores on the same (full-size, random) weights: issue 3's parity rule, mask IoU >= 0.98."""
+and scores on the same (full-size, random) weights: the parity rule for a faster runtime,
+mask IoU >= 0.98."""
 
 from __future__ import annotations
 
