@@ -154,7 +154,10 @@ class DatabaseJobSource:
                 db.session.commit()
             try:
                 data = storage().get(job.photo.storage_prefix + ORIGINAL)
-                image = Image.open(io.BytesIO(data)).convert("RGB")
+                image = Image.open(io.BytesIO(data))
+                image.load()  # stored upright and RGB by the upload (app.imaging); checked
+                if image.mode != "RGB":  # by the service, converted here only if it is not
+                    image = image.convert("RGB")
             except (OSError, StorageError) as exc:
                 log.exception("job %s: photo file unreadable", job_id)
                 self._mark_failed(job, f"The stored photo could not be read ({exc}).")
