@@ -45,7 +45,7 @@ def download_models(only: str | None) -> None:
     from dataclasses import replace
 
     from models.errors import ModelError
-    from models.weights import (
+    from models.runtime.weights import (
         OFFICIAL,
         download_grounding_dino,
         download_mobile_sam,

@@ -128,7 +128,7 @@ class PhotoObject(db.Model):
     rank: Mapped[int]
     label: Mapped[str] = mapped_column(String(200))
     named: Mapped[bool] = mapped_column(default=True, server_default=true())
-    # Its main colour as a basic colour term ("red"; models.color_names), or None.
+    # Its main colour as a basic colour term ("red"; models.render.color_names), or None.
     color_name: Mapped[str | None] = mapped_column(String(16))
     score: Mapped[float]
     x0: Mapped[float]
@@ -144,7 +144,7 @@ class PhotoObject(db.Model):
     def description(self) -> str:
         """What is said when the object is tapped: "a yellow duck" (named, with a colour),
         the label (named), or the label as stored (not named: never said as a name)."""
-        from models.color_names import describe
+        from models.render.color_names import describe
 
         return describe(self.label, self.color_name) if self.named else self.label
 

@@ -289,7 +289,7 @@ def ours(scene: Scene, settings: Any = None, boxes: np.ndarray | None = None
     them. Returns the kept masks (photo size) and the number of decoder prompts."""
     from PIL import Image
 
-    from models.segmenter import (
+    from models.segment.segmenter import (
         LOW_RES,
         EverythingSettings,
         ImageEmbedding,

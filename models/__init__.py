@@ -1,7 +1,15 @@
 """VisionAnything inference service: detect (Grounding DINO), segment (MobileSAM), render.
 
+The pipeline at a glance: ``service`` (one object owns the models and runs a photo through
+them), ``worker`` (the job loop around it), ``result`` (what an analysis returns), ``config``,
+``errors`` and ``prompts`` (what a photo can be asked); one subpackage per stage: ``detect``
+(Grounding DINO), ``segment`` (MobileSAM), ``render`` (overlay, colours, colour words),
+``runtime`` (weights, precision, allocator) and ``patches`` (faster replacements of library
+internals, applied by the loaders).
+
 Importing this package is cheap: it imports neither torch nor any model; the heavy modules
-(``models.segmenter``, ``models.detector``) are imported lazily by ``models.service``.
+(``models.segment.segmenter``, ``models.detect.detector``) are imported lazily by
+``models.service``.
 """
 
 from __future__ import annotations

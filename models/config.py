@@ -39,7 +39,7 @@ class ServiceConfig:
         precision: arithmetic of Grounding DINO and of MobileSAM's mask decoder
             (``MODEL_PRECISION``): "float32", "bfloat16" (``torch.autocast``: matrix products
             in bfloat16, outputs returned as float32) or "auto" (bfloat16 where the CPU
-            multiplies bfloat16 natively, see :func:`models.precision.native_bfloat16`, else
+            multiplies bfloat16 natively, see :func:`models.runtime.precision.native_bfloat16`, else
             float32). MobileSAM's image encoder always runs in float32.
     """
 
@@ -59,9 +59,9 @@ class ServiceConfig:
 
         Raises:
             ValueError: ``MODEL_NUM_THREADS`` is not a positive integer, or
-                ``MODEL_PRECISION`` is not one of ``models.precision.PRECISIONS``.
+                ``MODEL_PRECISION`` is not one of ``models.runtime.precision.PRECISIONS``.
         """
-        from models.precision import PRECISIONS
+        from models.runtime.precision import PRECISIONS
 
         model_dir_text = environ.get("MODEL_DIR")
         model_dir = (

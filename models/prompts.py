@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from models.errors import BadPromptError
 
@@ -55,3 +56,16 @@ def parse_prompt(text: str) -> list[str]:
             f"That is {len(phrases)} things to look for; please ask for at most {MAX_PHRASES}."
         )
     return phrases
+
+
+def prompt_text(phrases: Sequence[str]) -> str:
+    """The stored form of parsed phrases: ``["cat", "ball"]`` -> ``"cat, ball"`` (what the
+    photo's ``prompt`` column and a "words" job's params hold, and what the page shows)."""
+    return ", ".join(phrases)
+
+
+def phrases_of(text: str) -> list[str]:
+    """The phrases of a stored prompt (:func:`prompt_text`'s inverse, not a parse: stored text
+    was parsed on the way in, and a phrase never holds a comma, which
+    :func:`parse_prompt` splits on)."""
+    return [phrase for phrase in text.split(", ") if phrase]

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from models.color_names import describe
-from models.mask import Mask
-from models.palette import hex_color
-from models.rle import mask_to_rle
+from models.render.color_names import describe
+from models.render.palette import hex_color
+from models.segment.mask import Mask
+from models.segment.rle import mask_to_rle
 
 Box = tuple[float, float, float, float]
-#: The label of an object that could not be named with confidence (``models.naming``); pages
+#: The label of an object that could not be named with confidence (``models.detect.naming``); pages
 #: show it capitalised ("Something?") and never say a guess aloud.
 UNSURE_LABEL = "something?"
 #: Labels of results made when everything mode numbered its objects ("object 3"): not names.
@@ -44,14 +44,14 @@ class ObjectResult:
         score: 0-1; predicted mask IoU (everything, point) or detection score (grounded).
         box: (x0, y0, x1, y1) in pixels of the photo, 0 <= x0 <= x1 <= width.
         mask: the (H, W) photo-size mask (True marks the object's pixels), kept as the crop
-            of its tight box (:class:`models.mask.Mask`; ``np.asarray(mask)`` is the (H, W)
+            of its tight box (:class:`models.segment.mask.Mask`; ``np.asarray(mask)`` is the (H, W)
             bool array). An (H, W) array given here is converted.
         area: number of True pixels in ``mask``.
         color: (r, g, b) 0-255 used for the tint, contour and label.
         color_name: the object's main colour as a basic colour term ("red"; see
-            ``models.color_names``), or None (many colours, too small, not judged).
+            ``models.render.color_names``), or None (many colours, too small, not judged).
         named: True when ``label`` is a name said with confidence (grounded mode's phrases,
-            vocabulary words that passed ``models.naming``'s rules); False for "something?".
+            vocabulary words that passed ``models.detect.naming``'s rules); False for "something?".
             Left out (None), it is derived from the label: False for "something?" and an
             older result's "object N", else True.
     """
@@ -115,7 +115,7 @@ class AnalysisResult:
 
         Each object is {"label","named","color_name","description","score",
         "box":[x0,y0,x1,y1],"area","color":"#rrggbb",
-        "mask":{"size":[h,w],"counts":str}} (COCO compressed RLE, see ``models.rle``).
+        "mask":{"size":[h,w],"counts":str}} (COCO compressed RLE, see ``models.segment.rle``).
         """
         return {
             "width": self.width,

@@ -3,8 +3,8 @@ photo (plus a prompt in grounded mode) into an :class:`~models.result.AnalysisRe
 
 Pipeline (after lang-segment-anything's detect -> segment split):
     everything mode: MobileSAM automatic mask generation -> masks, named by Grounding DINO run
-                     with the vocabulary (``models.vocabulary``, ``models.naming``): a word
-                     or "something?".
+                     with the vocabulary (``models.detect.vocabulary``,
+                     ``models.detect.naming``): a word or "something?".
     grounded mode:   Grounding DINO boxes for the phrases -> MobileSAM box prompts -> masks.
     point prompt:    a tapped point on the cached image embedding -> one mask, named as in
                      everything mode.
@@ -25,19 +25,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from models.allocator import drop_gpu_library_pages, release_memory
-from models.color_names import main_color, white_balance_gains
 from models.config import ServiceConfig
+from models.detect.naming import UNNAMED, Name, name_boxes
+from models.detect.vocabulary import VOCABULARY
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
-from models.naming import UNNAMED, Name, name_boxes
-from models.palette import color_for
-from models.prompts import MODES, parse_prompt
+from models.prompts import MODES, prompt_text
+from models.render.color_names import main_color, white_balance_gains
+from models.render.palette import color_for
 from models.result import UNSURE_LABEL, AnalysisResult, ObjectResult
-from models.vocabulary import VOCABULARY
+from models.runtime.allocator import drop_gpu_library_pages, release_memory
 
 if TYPE_CHECKING:
-    from models.detector import Detection, GroundingDinoDetector
-    from models.segmenter import MobileSamSegmenter
+    from models.detect.detector import Detection, GroundingDinoDetector
+    from models.segment.segmenter import MobileSamSegmenter
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,11 @@ class InferenceService:
         """Load the models ``modes`` need (everything: MobileSAM; grounded: both). Idempotent
         and thread-safe; also sets torch's thread count (``config.num_threads`` or the CPUs
         available). On a CPU device, a load that loaded a model then drops the GPU
-        libraries' pages from resident memory (``models.allocator.drop_gpu_library_pages``).
+        libraries' pages from resident memory (``models.runtime.allocator.drop_gpu_library_pages``).
 
         Raises:
             ValueError: unknown mode.
-            WeightsMissingError, WeightsUnverifiedError: see ``models.weights``.
+            WeightsMissingError, WeightsUnverifiedError: see ``models.runtime.weights``.
             ModelError: a weights file exists but cannot be loaded.
         """
         modes = tuple(modes)
@@ -112,8 +112,8 @@ class InferenceService:
         log.info("torch %s on %s with %d threads", torch.__version__, self.config.device, threads)
 
     def _load_segmenter(self) -> None:
-        from models.segmenter import MobileSamSegmenter
-        from models.weights import resolve_mobile_sam
+        from models.runtime.weights import resolve_mobile_sam
+        from models.segment.segmenter import MobileSamSegmenter
 
         path, status = resolve_mobile_sam(self.config)
         self._setup_torch()
@@ -123,8 +123,8 @@ class InferenceService:
         self.weights["mobile_sam"] = status
 
     def _load_detector(self) -> None:
-        from models.detector import GroundingDinoDetector
-        from models.weights import resolve_grounding_dino
+        from models.detect.detector import GroundingDinoDetector
+        from models.runtime.weights import resolve_grounding_dino
 
         path, status = resolve_grounding_dino(self.config)
         self._setup_torch()
@@ -137,7 +137,7 @@ class InferenceService:
         self,
         image: Image.Image,
         mode: str,
-        prompt: str | None = None,
+        phrases: Sequence[str] | None = None,
         *,
         key: str | None = None,
         progress: Progress | None = None,
@@ -147,8 +147,9 @@ class InferenceService:
 
         Args:
             image: the photo (PIL; EXIF orientation is applied, then converted to RGB).
-            mode: "everything" (prompt ignored) or "grounded" (prompt required).
-            prompt: e.g. "cat, ball" (see ``models.prompts.parse_prompt``).
+            mode: "everything" (phrases ignored) or "grounded" (phrases required).
+            phrases: grounded mode's phrases as ``models.prompts.parse_prompt`` returns them,
+                e.g. ``["cat", "ball"]`` (the text is parsed once, where it comes in).
             key: cache key of the photo (one picture each, e.g. "photo-12-9f86d081884c7d65";
                 ``app.queue.database.photo_cache_key``): its image embedding, Grounding
                 DINO backbone features and vocabulary detections are kept in small LRUs for
@@ -160,7 +161,7 @@ class InferenceService:
 
         Returns:
             AnalysisResult at photo size (width/height after EXIF orientation); masks (H, W)
-            (:class:`models.mask.Mask`, each kept as its tight crop); boxes xyxy photo
+            (:class:`models.segment.mask.Mask`, each kept as its tight crop); boxes xyxy photo
             pixels. Everything: largest first, each a vocabulary word (``named``) or
             "something?"; grounded: phrase labels, highest score first.
             Everything mode without Grounding DINO weights still works; all its objects are
@@ -168,15 +169,19 @@ class InferenceService:
 
         Raises:
             ValueError: unknown mode.
-            BadPromptError: grounded mode with a missing or bad prompt.
+            BadPromptError: grounded mode without phrases.
+            TypeError: ``phrases`` is a string (text is parsed by ``parse_prompt`` first).
             WeightsMissingError, WeightsUnverifiedError, ModelError: models not loadable.
         """
         _check_mode(mode)
-        phrases = None
+        if isinstance(phrases, str):
+            raise TypeError("phrases is a list of phrases: parse text with parse_prompt first")
         if mode == "grounded":
-            if prompt is None:
+            if not phrases:
                 raise BadPromptError('Please type what to look for, for example "cat, ball".')
-            phrases = parse_prompt(prompt)
+            phrases = list(phrases)
+        else:
+            phrases = None
         report = progress or (lambda fraction, stage: None)
         photo = upright(image)
         timings: dict[str, float] = {}
@@ -208,7 +213,7 @@ class InferenceService:
             width=photo.width,
             height=photo.height,
             mode=mode,
-            prompt=prompt if mode == "grounded" else None,
+            prompt=prompt_text(phrases) if phrases is not None else None,
             objects=objects,
             weights=weights,
             timings=timings,
@@ -484,7 +489,7 @@ class InferenceService:
 def name_colors(photo: Image.Image, objects: Sequence[ObjectResult],
                 timings: dict[str, float] | None = None) -> None:
     """Set each object's ``color_name`` to its main colour in ``photo`` (a basic colour term
-    or None; ``models.color_names.main_color``, one white balance for the whole photo).
+    or None; ``models.render.color_names.main_color``, one white balance for the whole photo).
     Records the seconds taken as ``timings["colors"]``."""
     if not objects:
         return

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
 
-from models.allocator import release_memory
 from models.errors import BadPromptError, ModelError
+from models.runtime.allocator import release_memory
 
 if TYPE_CHECKING:
     from models.result import AnalysisResult
@@ -35,18 +35,19 @@ class JobRequest:
         job_id: the queue's id of the job.
         image: the photo, RGB.
         mode: "everything" or "grounded".
-        prompt: grounded mode's text, else None.
+        phrases: grounded mode's phrases (parsed when the photo was uploaded), else None; a
+            "words" re-prompt's too.
         key: cache key of the photo (e.g. "photo-12-9f86d081884c7d65": id and content hash),
             for its image embedding, detector features and names.
         kind: "analyse" (the photo's own analysis), or a re-prompt on the cached embedding:
-            "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}).
-        params: the re-prompt's parameters (``{"x", "y"}`` or ``{"prompt"}``).
+            "point" (params {"x", "y"} photo pixels) or "words" (its ``phrases``).
+        params: a point re-prompt's ``{"x", "y"}``.
     """
 
     job_id: str
     image: Image.Image
     mode: str
-    prompt: str | None
+    phrases: list[str] | None
     key: str
     kind: str = "analyse"
     params: dict[str, Any] = field(default_factory=dict)
@@ -88,7 +89,7 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     Progress goes 0-0.9 during analysis, 0.9 while drawing; ``complete(job_id, result,
     picture)`` means 1.0 (the picture: :func:`_run_job`'s JPEG overlay or PNG cut-out). An
     everything-mode analysis whose source has ``preview(job_id, png)`` hands it a PNG of the
-    masks at screen size (``models.overlay.render_preview``) as soon as they exist, while
+    masks at screen size (``models.render.overlay.render_preview``) as soon as they exist, while
     Grounding DINO still names them (~3-4 s of a ~7 s job); a failed preview is logged only.
 
     Never raises for a job: a ``ModelError`` becomes ``source.fail(job_id, str(e))``; any
@@ -151,13 +152,13 @@ def _run_job(
 
     Returns:
         (result, picture bytes): for "analyse" and "words", the overlay of the photo as a JPEG
-        (``models.overlay.encode_jpeg``); for "point", the object's cut-out as a PNG (RGBA, its
-        box, transparent outside the mask; 1x1 transparent when the mask is empty).
+        (``models.render.overlay.encode_jpeg``); for "point", the object's cut-out as a PNG
+        (RGBA, its box, transparent outside the mask; 1x1 transparent when the mask is empty).
 
     Raises:
         ModelError: from the service, an unknown kind, or params that are not a point/prompt.
     """
-    from models.overlay import (
+    from models.render.overlay import (
         encode_jpeg,
         encode_png,
         render_cutout,
@@ -176,12 +177,7 @@ def _run_job(
         report(ANALYSIS_SHARE, "cutting out")
         picture = encode_png(render_cutout(photo, result.objects[0]))
     elif job.kind in ("analyse", "words"):
-        if job.kind == "words":
-            mode, prompt = "grounded", (job.params or {}).get("prompt")
-            if not isinstance(prompt, str):
-                raise BadPromptError('Please type what to look for, for example "cat, ball".')
-        else:
-            mode, prompt = job.mode, job.prompt
+        mode = "grounded" if job.kind == "words" else job.mode
         show = None
         if store_preview is not None and mode == "everything":
 
@@ -191,7 +187,7 @@ def _run_job(
                 except Exception:  # a missed preview must not lose the job
                     log.warning("job %s: preview not shown", job.job_id, exc_info=True)
 
-        result = service.analyze(photo, mode, prompt, key=job.key,
+        result = service.analyze(photo, mode, job.phrases, key=job.key,
                                  progress=analysis_progress, preview=show)  # fmt: skip
         report(ANALYSIS_SHARE, "drawing the picture")
         overlay = render_overlay(photo, result.objects, scores=mode == "grounded")

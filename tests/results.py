@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from app.queue.database import DatabaseJobSource
-from models.overlay import encode_jpeg, render_overlay
+from models.render.overlay import encode_jpeg, render_overlay
 from models.result import AnalysisResult, ObjectResult
 
-#: The palette's first colours (models.palette), so synthetic objects look like real ones.
+#: The palette's first colours (models.render.palette), so synthetic objects look like real ones.
 COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
 
 

@@ -3,9 +3,10 @@
 
 Real weights cannot be downloaded in CI, so the tests build architectures with random
 weights, write them to temporary directories in the released formats, and load them only
-through the real loaders (``models.weights.resolve_*``, ``MobileSamSegmenter.from_checkpoint``,
-``GroundingDinoDetector.from_pretrained``). They are never the official files, so results
-made with them are labelled "unverified" and are only accepted with
+through the real loaders (``models.runtime.weights.resolve_*``,
+``MobileSamSegmenter.from_checkpoint``, ``GroundingDinoDetector.from_pretrained``).
+They are never the official files, so
+results made with them are labelled "unverified" and are only accepted with
 ``allow_unverified_weights=True``.
 
 Fixtures (session-scoped):
@@ -58,7 +59,7 @@ def build_mobile_sam_checkpoint(path: Path, seed: int = 0) -> Path:
     to ``path`` (~40 MB, same architecture and format as the released mobile_sam.pt)."""
     import torch
 
-    from models.segmenter import import_mobile_sam
+    from models.segment.segmenter import import_mobile_sam
 
     mobile_sam = import_mobile_sam()
     torch.manual_seed(seed)

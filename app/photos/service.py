@@ -20,7 +20,7 @@ from app.extensions import db
 from app.files import ORIGINAL, THUMB
 from app.imaging import normalise_upload
 from app.storage import storage
-from models.prompts import MODES, parse_prompt
+from models.prompts import MODES, parse_prompt, prompt_text
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def submit_photo(user: User, data: bytes, mode: str, prompt: str | None) -> tupl
         data: the uploaded file's bytes (any size up to MAX_CONTENT_LENGTH).
         mode: one of ``models.prompts.MODES`` (``"everything"``, ``"grounded"``).
         prompt: the phrases for ``grounded`` mode, e.g. ``"cat, ball"`` (ignored otherwise);
-            stored as parsed (``models.prompts.parse_prompt``), joined by ", ".
+            stored as parsed (``models.prompts.parse_prompt``, ``prompt_text``).
 
     Returns:
         The committed photo (status ``queued``) and its job.
@@ -87,7 +87,7 @@ def submit_photo(user: User, data: bytes, mode: str, prompt: str | None) -> tupl
         raise TooManyPendingJobs()
     if mode not in MODES:
         raise ValueError("Choose “Find everything” or “Find by name”.")
-    prompt = ", ".join(parse_prompt(prompt or "")) if mode == "grounded" else None
+    prompt = prompt_text(parse_prompt(prompt or "")) if mode == "grounded" else None
     normalised = normalise_upload(data, max_side=current_app.config["MAX_STORED_SIDE"])
     width, height = normalised.size
     photo = Photo(user_id=user.id, width=width, height=height, mode=mode, prompt=prompt)
@@ -123,7 +123,7 @@ def submit_reprompt(photo: Photo, kind: str, params: dict) -> Job:
     if photo.status != "done":
         raise PhotoNotReady()
     if kind == "words":
-        params = {"prompt": ", ".join(parse_prompt(params.get("prompt") or ""))}
+        params = {"prompt": prompt_text(parse_prompt(params.get("prompt") or ""))}
     if pending_jobs(photo.user, reprompts=True) >= MAX_PENDING_REPROMPTS:
         raise TooManyReprompts()
     job = Job(photo=photo, kind=kind, params=json.dumps(params))

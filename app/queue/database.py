@@ -27,6 +27,7 @@ from app.db import Job, Photo, PhotoObject, utcnow
 from app.extensions import db
 from app.files import OBJECTS, ORIGINAL, OVERLAY, PREVIEW, reprompt_file
 from app.storage import StorageError, storage
+from models.prompts import phrases_of
 from models.result import AnalysisResult
 from models.worker import JobRequest
 
@@ -163,9 +164,15 @@ class DatabaseJobSource:
                 self._mark_failed(job, f"The stored photo could not be read ({exc}).")
                 db.session.commit()
                 return None
-            return JobRequest(job_id=job.id, image=image, mode=job.photo.mode,
-                              prompt=job.photo.prompt, key=photo_cache_key(job.photo_id, data),
-                              kind=job.kind, params=json.loads(job.params or "{}"))
+            params = json.loads(job.params or "{}")
+            # Stored as parsed on the way in (app.photos.service): joined phrases, split again.
+            text = params.get("prompt") if job.kind == "words" else job.photo.prompt
+            phrases = phrases_of(text) if isinstance(text, str) else None
+            if job.kind == "words" and phrases is None:
+                phrases = []  # the service refuses it with a readable reason
+            return JobRequest(job_id=job.id, image=image, mode=job.photo.mode, phrases=phrases,
+                              key=photo_cache_key(job.photo_id, data), kind=job.kind,
+                              params=params)  # fmt: skip
 
     def live_keys(self, keys: Iterable[str]) -> set[str]:
         """The cache keys (see :func:`photo_cache_key`) among ``keys`` whose photo is still in

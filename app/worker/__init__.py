@@ -96,8 +96,8 @@ def _start_runtime(app: Flask | None) -> _Runtime:
             from app import create_app
 
             app = create_app()
-        from models.allocator import tune_allocator
         from models.errors import ModelError
+        from models.runtime.allocator import tune_allocator
         from models.service import InferenceService
 
         tune_allocator()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from app.queue.database import DatabaseJobSource
-from models.rle import rle_to_mask
+from models.segment.rle import rle_to_mask
 from models.worker import process_one
 from tests.conftest import photo_bytes
 

@@ -97,7 +97,7 @@ def test_a_running_analysis_offers_its_preview_until_it_is_done(app, client, aut
     from PIL import Image
 
     from app.worker.heartbeat import BeatingSource
-    from models.overlay import encode_png
+    from models.render.overlay import encode_png
     from models.result import AnalysisResult
 
     auth.register()

@@ -87,7 +87,7 @@ def test_a_words_overlay_is_stored_as_jpeg_and_a_cutout_as_png(app, client, auth
     from PIL import Image
 
     from app.db import Photo
-    from models.overlay import encode_jpeg, encode_png, render_cutout, render_overlay
+    from models.render.overlay import encode_jpeg, encode_png, render_cutout, render_overlay
 
     auth.register()
     photo_id, size = finished_photo(app, client, auth)

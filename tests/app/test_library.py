@@ -10,7 +10,7 @@ from PIL import Image
 from app.db import Job, Photo
 from app.extensions import db
 from app.queue.database import DatabaseJobSource
-from models.overlay import encode_jpeg, encode_png, render_overlay
+from models.render.overlay import encode_jpeg, encode_png, render_overlay
 from models.result import AnalysisResult
 from tests.conftest import photo_bytes
 from tests.results import finish_next_job, rect_object

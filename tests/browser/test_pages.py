@@ -244,7 +244,7 @@ def test_everything_mode_shows_the_masks_while_it_finds_their_names(app, web_ser
     """While the job runs, the worker's preview (masks coloured in, no names yet) replaces
     the photo in the progress card; then the finished result replaces the card."""
     from app.queue.database import DatabaseJobSource
-    from models.overlay import encode_jpeg, encode_png, render_preview
+    from models.render.overlay import encode_jpeg, encode_png, render_preview
     from models.result import AnalysisResult
 
     base = web_server

@@ -52,7 +52,7 @@ def test_procfile_app_json_and_python_version_agree():
 
 def test_worker_fetches_weights_at_boot_and_starts_even_if_that_fails(app, monkeypatch, caplog):
     from app import worker
-    from models import weights
+    from models.runtime import weights
 
     started = []
 

@@ -33,7 +33,7 @@ def service(service_config: ServiceConfig):
     drop every mask; the filters are switched off and the grid made small (4x4) so the tests
     see masks and stay fast. The pipeline code is the production one.
     """
-    from models.allocator import tune_allocator
+    from models.runtime.allocator import tune_allocator
     from models.service import InferenceService
 
     tune_allocator()  # as the worker does: several times fewer page faults in PyTorch
@@ -53,7 +53,7 @@ def assert_same_boxes_as_transformers(ours, theirs, class_name: str) -> None:
     """Put transformers' own ``forward`` back on ``theirs``' modules of class ``class_name``
     and check that both detectors (float32, the same checkpoint) give the same boxes and
     scores for a real photo."""
-    from models.forwards import original_forward
+    from models.patches.forwards import original_forward
 
     for module in theirs.model.modules():
         if type(module).__name__ == class_name:

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_importing_models_loads_no_heavy_or_web_module(tmp_path):
     code = (
-        "import sys, models, models.config, models.service, models.worker, models.weights, "
+        "import sys, models, models.config, models.service, models.worker, models.runtime.weights, "
         "models.prompts, models.result, models.errors\n"
         "config = models.ServiceConfig.from_env()\n"
         "heavy = [m for m in ('torch', 'transformers', 'mobile_sam', 'cv2', 'flask', "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.errors import BadPromptError, ModelError
-from models.prompts import MAX_PHRASES, MAX_PROMPT_CHARS, parse_prompt
+from models.prompts import MAX_PHRASES, MAX_PROMPT_CHARS, parse_prompt, phrases_of, prompt_text
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,14 @@ def test_bad_prompt_error_is_a_model_error_and_a_value_error():
         parse_prompt("")
     with pytest.raises(ValueError):
         parse_prompt("")
+
+
+@pytest.mark.parametrize(
+    "text", ["Cat, ball", "teddy bear . bear", "car, bicycle. person", "  toy   car;dog!\nhat", "a"]
+)
+def test_stored_prompt_gives_back_the_parsed_phrases(text):
+    """The upload stores ``prompt_text(parse_prompt(text))``; the worker reads the phrases back
+    with ``phrases_of``, without parsing again: the same list, in the same order."""
+    phrases = parse_prompt(text)
+    assert phrases_of(prompt_text(phrases)) == phrases
+    assert parse_prompt(prompt_text(phrases)) == phrases  # the stored text is its own parse

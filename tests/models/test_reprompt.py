@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.detector import Detection
+from models.detect.detector import Detection
+from models.detect.vocabulary import VOCABULARY
 from models.errors import BadPromptError
-from models.mask import Mask
 from models.result import UNSURE_LABEL
-from models.vocabulary import VOCABULARY
+from models.segment.mask import Mask
 from tests.models.conftest import open_photo
 
 
@@ -79,11 +79,11 @@ def test_point_outside_the_photo_is_a_bad_prompt(service, photo):
 
 
 def test_words_reuse_embedding_and_detector_backbone(service, photo):
-    service.analyze(photo, "grounded", "dog", key="words-again")
+    service.analyze(photo, "grounded", ["dog"], key="words-again")
     encoder = Counter(service.segmenter.model.image_encoder.neck)  # once per encoding
     backbone = Counter(service.detector.model.model.backbone.conv_encoder.model)
     try:
-        result = service.analyze(photo, "grounded", "ball, cat", key="words-again")
+        result = service.analyze(photo, "grounded", ["ball", "cat"], key="words-again")
     finally:
         encoder.remove()
         backbone.remove()

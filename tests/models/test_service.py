@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from models.detect.vocabulary import VOCABULARY
 from models.errors import BadPromptError, WeightsMissingError, WeightsUnverifiedError
+from models.prompts import parse_prompt, prompt_text
 from models.result import UNSURE_LABEL
-from models.rle import rle_to_mask
+from models.segment.rle import rle_to_mask
 from models.service import InferenceService
-from models.vocabulary import VOCABULARY
 from tests.models.conftest import PHOTO_NAMES, open_photo
 
 pytestmark = pytest.mark.filterwarnings(
@@ -68,7 +69,7 @@ def test_analyze_real_photo_fits_the_photo(service, name, mode, prompt):
     image = open_photo(name)
     stages = []
     result = service.analyze(
-        image.convert("RGB"), mode, prompt, key=f"test-{name}",
+        image.convert("RGB"), mode, parse_prompt(prompt) if prompt else None, key=f"test-{name}",
         progress=lambda fraction, stage: stages.append((fraction, stage)),
     )  # fmt: skip
     assert_fits_photo(result, *image.size)
@@ -87,7 +88,7 @@ def test_analyze_real_photo_fits_the_photo(service, name, mode, prompt):
         assert areas == sorted(areas, reverse=True)
         assert result.objects, "with quality filters off, random weights still give masks"
     else:
-        assert result.prompt == prompt
+        assert result.prompt == prompt_text(parse_prompt(prompt))  # as the library stores it
         assert result.weights == {"mobile_sam": "unverified", "grounding_dino": "unverified"}
         phrases = [p.strip() for p in prompt.replace(".", ",").split(",")]
         assert {o.label for o in result.objects} <= set(phrases)
@@ -121,11 +122,13 @@ def test_grounded_mode_needs_a_prompt(service):
     with pytest.raises(BadPromptError):
         service.analyze(image, "grounded", None)
     with pytest.raises(BadPromptError):
-        service.analyze(image, "grounded", " , ")
+        service.analyze(image, "grounded", [])
+    with pytest.raises(TypeError, match="parse_prompt"):  # text is parsed where it comes in
+        service.analyze(image, "grounded", "dog")
 
 
 def test_everything_mode_ignores_the_prompt(service):
-    result = service.analyze(Image.new("RGB", (320, 240), (90, 140, 60)), "everything", "cat")
+    result = service.analyze(Image.new("RGB", (320, 240), (90, 140, 60)), "everything", ["cat"])
     assert result.prompt is None and result.mode == "everything"
 
 
@@ -151,7 +154,7 @@ class CountingSam(torch.nn.Module):
 
 
 def test_embeddings_are_cached_per_key_in_a_bounded_lru():
-    from models.segmenter import MobileSamSegmenter
+    from models.segment.segmenter import MobileSamSegmenter
 
     model = CountingSam()
     segmenter = MobileSamSegmenter(model, cache_size=2)
@@ -219,7 +222,7 @@ def test_service_loads_nothing_until_asked(service_config):
 
 def test_corrupt_mobile_sam_checkpoint_is_a_model_error(tmp_path):
     from models.errors import ModelError
-    from models.segmenter import MobileSamSegmenter
+    from models.segment.segmenter import MobileSamSegmenter
 
     path = tmp_path / "mobile_sam.pt"
     path.write_bytes(b"this is not a checkpoint")
@@ -248,10 +251,10 @@ def test_one_analysis_computes_the_embedding_once(service):
     try:
         before = dict(segmenter._cache)
         photo = open_photo("dog.jpg").convert("RGB").resize((400, 267))
-        service.analyze(photo, "grounded", "dog")  # no key: shared by the stages, then dropped
+        service.analyze(photo, "grounded", ["dog"])  # no key: shared by the stages, then dropped
         assert len(runs) == 1 and dict(segmenter._cache) == before
         service.analyze(photo, "everything", key="same-photo")
-        service.analyze(photo, "grounded", "dog", key="same-photo")  # cached by the first
+        service.analyze(photo, "grounded", ["dog"], key="same-photo")  # cached by the first
         assert len(runs) == 2
     finally:
         hook.remove()
@@ -261,7 +264,7 @@ def test_everything_mode_matches_sams_mask_generator(service):
     """Scoring at low resolution keeps SAM's masks: on the same weights and settings, every
     mask of ``SamAutomaticMaskGenerator`` (>= 1% of the photo) has one of ours with IoU >= 0.8
     (filters off and NMS off on both, so random weights give many masks)."""
-    from models.segmenter import import_mobile_sam, upscale_mask
+    from models.segment.segmenter import import_mobile_sam, upscale_mask
 
     segmenter = service.segmenter
     settings = segmenter.everything_settings

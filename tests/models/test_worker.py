@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.allocator import tune_allocator
 from models.errors import WeightsMissingError
+from models.runtime.allocator import tune_allocator
 from models.worker import JobRequest, process_one, run_worker
 from tests.models.conftest import open_photo
 
@@ -53,15 +53,15 @@ class RaisingService:
         raise self.error
 
 
-def job(image: Image.Image, mode: str = "everything", prompt: str | None = None,
+def job(image: Image.Image, mode: str = "everything", phrases: list[str] | None = None,
         job_id: str = "job-1") -> JobRequest:  # fmt: skip
-    return JobRequest(job_id=job_id, image=image, mode=mode, prompt=prompt, key=f"key-{job_id}")
+    return JobRequest(job_id=job_id, image=image, mode=mode, phrases=phrases, key=f"key-{job_id}")
 
 
-@pytest.mark.parametrize(("mode", "prompt"), [("everything", None), ("grounded", "dog, ball")])
-def test_success_completes_with_an_overlay_jpeg_of_photo_size(service, mode, prompt):
+@pytest.mark.parametrize(("mode", "phrases"), [("everything", None), ("grounded", ["dog", "ball"])])
+def test_success_completes_with_an_overlay_jpeg_of_photo_size(service, mode, phrases):
     photo = open_photo("dog.jpg").convert("RGB")
-    source = FakeSource([job(photo, mode, prompt)])
+    source = FakeSource([job(photo, mode, phrases)])
     assert process_one(source, service) is True
     assert source.failed == {}
     result, picture = source.completed["job-1"]
@@ -96,7 +96,7 @@ def test_unexpected_exception_fails_the_job_with_a_readable_reason(caplog):
 
 
 def test_bad_prompt_fails_the_job(service):
-    source = FakeSource([job(Image.new("RGB", (64, 48)), "grounded", " ,, ")])
+    source = FakeSource([job(Image.new("RGB", (64, 48)), "grounded", [])])
     assert process_one(source, service) is True
     assert "what to look for" in source.failed["job-1"]
 
@@ -154,8 +154,13 @@ def test_tune_allocator_is_safe_to_call_twice():
     tune_allocator()
 
 
-def reprompt(image: Image.Image, kind: str, params: dict, job_id: str = "re-1") -> JobRequest:
-    return JobRequest(job_id=job_id, image=image, mode="everything", prompt=None,
+def reprompt(image: Image.Image, kind: str, params: dict, job_id: str = "re-1",
+             phrases: list[str] | None = None) -> JobRequest:  # fmt: skip
+    """A re-prompt as the database source builds it: a "words" job's phrases (none when its
+    params had no prompt), a point's params."""
+    if kind == "words" and phrases is None:
+        phrases = []
+    return JobRequest(job_id=job_id, image=image, mode="everything", phrases=phrases,
                       key="key-reprompt", kind=kind, params=params)  # fmt: skip
 
 
@@ -180,7 +185,7 @@ def test_point_job_completes_with_a_cutout_of_the_object(service):
 
 def test_words_job_is_a_grounded_analysis_with_an_overlay_jpeg(service):
     photo = open_photo("bears.jpg").convert("RGB")
-    source = FakeSource([reprompt(photo, "words", {"prompt": "teddy bear, bear"})])
+    source = FakeSource([reprompt(photo, "words", {}, phrases=["teddy bear", "bear"])])
     assert process_one(source, service) is True and source.failed == {}
     result, picture = source.completed["re-1"]
     assert result.mode == "grounded" and result.prompt == "teddy bear, bear"
@@ -225,7 +230,7 @@ def test_everything_jobs_show_their_masks_before_the_names(service):
     completes; find-by-name jobs (no naming pass to wait for) and taps get none."""
     photo = open_photo("bears.jpg").convert("RGB")
     source = PreviewSource([job(photo, "everything", job_id="all"),
-                            job(photo, "grounded", "bear", job_id="named")])  # fmt: skip
+                            job(photo, "grounded", ["bear"], job_id="named")])  # fmt: skip
     assert process_one(source, service) and process_one(source, service)
     assert source.failed == {} and set(source.completed) == {"all", "named"}
     assert [(job_id, before) for job_id, _, before in source.previews] == [("all", True)]
@@ -248,7 +253,7 @@ def test_a_preview_that_cannot_be_drawn_does_not_fail_the_job(service, monkeypat
     def broken(*args, **kwargs):
         raise ValueError("no picture today")
 
-    monkeypatch.setattr("models.overlay.render_preview", broken)
+    monkeypatch.setattr("models.render.overlay.render_preview", broken)
     photo = open_photo("dog.jpg").convert("RGB")
     source = PreviewSource([job(photo, "everything")])
     assert process_one(source, service) is True
