@@ -32,8 +32,17 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+# onnxruntime-web (npm, pinned in package-lock.json) copied into static/vendor/ort/: the page
+# decodes taps with it; without Node.js the page sends taps to the worker instead.
+static/vendor/ort/ort.wasm.min.mjs: package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --no-audit --no-fund --loglevel=error && npm run --silent vendor; \
+	else \
+	  echo "npm not found: taps will be decoded by the worker (install Node.js for on-device taps)"; \
+	fi
+
+install: $(VENV)/.installed static/vendor/ort/ort.wasm.min.mjs
+install-dev: $(VENV)/.installed-dev static/vendor/ort/ort.wasm.min.mjs
 
 browser:
 	@command -v chromium >/dev/null || { \

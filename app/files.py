@@ -15,9 +15,14 @@ ORIGINAL, OVERLAY, OBJECTS, THUMB = "original.jpg", "overlay.jpg", "objects.json
 #: overlay name while a photo has no ``OVERLAY``; once it has one, that wins.
 OLD_OVERLAY = "overlay.png"
 PREVIEW = "preview.png"  # everything mode's masks before their names, while the job runs
-FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB, PREVIEW, OLD_OVERLAY)
+#: MobileSAM's image embedding of the photo, (1, 256, 64, 64) float16 little-endian (2 MiB),
+#: stored when its analysis is done: the page decodes taps on it
+#: (``models.segment.onnx_decoder``).
+EMBEDDING = "embedding.f16"
+FILES = (ORIGINAL, OVERLAY, OBJECTS, THUMB, PREVIEW, OLD_OVERLAY, EMBEDDING)
 MIMETYPES = {ORIGINAL: "image/jpeg", THUMB: "image/jpeg", OVERLAY: "image/jpeg",
-             OLD_OVERLAY: "image/png", OBJECTS: "application/json", PREVIEW: "image/png"}
+             OLD_OVERLAY: "image/png", OBJECTS: "application/json", PREVIEW: "image/png",
+             EMBEDDING: "application/octet-stream"}
 #: Either overlay URL serves the first of these the photo has: the JPEG of a result made since
 #: the overlay is JPEG, else the PNG of one made before (its photo has no JPEG).
 OVERLAYS = (OVERLAY, OLD_OVERLAY)
@@ -42,4 +47,5 @@ def photo_urls(photo: Photo) -> dict[str, str | None]:
     return {"page_url": url_for("photos.photo", photo_id=photo.id),
             "original_url": file_url(photo, ORIGINAL), "thumb_url": file_url(photo, THUMB),
             "overlay_url": file_url(photo, OVERLAY) if done else None,
-            "json_url": file_url(photo, OBJECTS) if done else None}
+            "json_url": file_url(photo, OBJECTS) if done else None,
+            "embedding_url": file_url(photo, EMBEDDING) if done else None}

@@ -1,6 +1,7 @@
 """Security headers (Flask-Talisman), rate limits (Flask-Limiter) and the password policy.
 
-The Content Security Policy allows scripts and styles from this origin only (no inline code);
+The Content Security Policy allows scripts and styles from this origin only (no inline code,
+no ``eval``; WebAssembly compiled from this origin's files, for the on-device tap decoder);
 images may also be ``data:``/``blob:`` URLs (photo previews made in the browser).
 """
 
@@ -18,7 +19,8 @@ from app.db import User
 
 CSP = {
     "default-src": "'self'",
-    "script-src": "'self'",
+    # 'wasm-unsafe-eval': WebAssembly only (onnxruntime-web decoding taps), not JS eval.
+    "script-src": ["'self'", "'wasm-unsafe-eval'"],
     "style-src": "'self'",
     "img-src": ["'self'", "data:", "blob:"],
     "media-src": ["'self'", "data:", "blob:"],

@@ -292,6 +292,22 @@ class InferenceService:
             weights=weights, timings=timings,
         )  # fmt: skip
 
+    def embedding_file(self, image: Image.Image, *, key: str | None = None) -> bytes:
+        """The photo's MobileSAM image embedding as the page fetches it to decode taps
+        (``models.segment.onnx_decoder.embedding_file``: (1, 256, 64, 64) float16, 2 MiB),
+        from the cache when ``key`` was just analysed (else the encoder runs, ~1 s).
+
+        Raises:
+            WeightsMissingError, WeightsUnverifiedError, ModelError: MobileSAM not loadable.
+        """
+        from models.segment.onnx_decoder import embedding_file
+
+        photo = upright(image)
+        with self._lock:
+            if self.segmenter is None:
+                self.load(("everything",))
+            return embedding_file(self.segmenter.embed(photo, key).features)
+
     def cached_keys(self) -> set[str]:
         """The photo keys (as given to :meth:`analyze`) that anything is cached for: image
         embeddings, Grounding DINO backbone features, vocabulary detections."""

@@ -117,6 +117,9 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     try:
         result, picture = _run_job(job, service, report, analysis_progress,
                                    getattr(source, "preview", None))  # fmt: skip
+        store_embedding = getattr(source, "store_embedding", None)
+        if store_embedding is not None and job.kind == "analyse":
+            _store_embedding(job, service, store_embedding)
     except ModelError as exc:
         log.info("job %s failed: %s", job.job_id, exc)
         _fail(source, job.job_id, str(exc))
@@ -196,6 +199,20 @@ def _run_job(
         raise ModelError(f"This server does not know jobs of kind {job.kind!r}.")
     result.timings["render"] = time.perf_counter() - started - result.timings["total"]
     return result, picture
+
+
+def _store_embedding(
+    job: JobRequest, service: InferenceService, store: Callable[[str, bytes], None]
+) -> None:
+    """Hand ``store`` the analysed photo's image embedding (cached by the analysis under the
+    job's key), so the page can decode taps itself. A failure is logged only: the page then
+    sends taps to the worker, as it does without the file."""
+    from models.service import upright
+
+    try:
+        store(job.job_id, service.embedding_file(upright(job.image), key=job.key))
+    except Exception:
+        log.warning("job %s: image embedding not stored", job.job_id, exc_info=True)
 
 
 def _point_of(params: dict[str, Any]) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import Job, Photo, PhotoObject, utcnow
 from app.extensions import db
-from app.files import OBJECTS, ORIGINAL, OVERLAY, PREVIEW, reprompt_file
+from app.files import EMBEDDING, OBJECTS, ORIGINAL, OVERLAY, PREVIEW, reprompt_file
 from app.storage import StorageError, storage
 from models.prompts import phrases_of
 from models.result import AnalysisResult
@@ -207,6 +207,15 @@ class DatabaseJobSource:
             storage().put(job.photo.storage_prefix + PREVIEW, png)
             job.preview = True
             db.session.commit()
+
+    def store_embedding(self, job_id: str, data: bytes) -> None:
+        """Store an analysis's image embedding (``EMBEDDING`` beside the photo's files, for
+        taps decoded by the page). Ignored for a job that is not a running analysis."""
+        with self.app.app_context():
+            job = db.session.get(Job, job_id)
+            if job is None or job.kind != "analyse" or job.status != "running":
+                return
+            storage().put(job.photo.storage_prefix + EMBEDDING, data)
 
     def complete(self, job_id: str, result: AnalysisResult, picture: bytes) -> None:
         """Store the picture and JSON, then write the objects and mark the job done in one

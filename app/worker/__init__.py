@@ -110,6 +110,12 @@ def _start_runtime(app: Flask | None) -> _Runtime:
             service.load()
         except ModelError as exc:
             log.warning("models not loaded (%s); jobs will fail with this message", exc)
+        else:
+            from app.storage import storage
+            from app.worker.decoder import publish_decoder
+
+            with app.app_context():  # the page's tap decoder, from these weights
+                publish_decoder(storage(), service)
         heartbeat.set_state("idle")
         _runtime = _Runtime(app, service, heartbeat)
         return _runtime

@@ -182,6 +182,12 @@ class BeatingSource:
         if store is not None:
             store(job_id, png)
 
+    def store_embedding(self, job_id: str, data: bytes) -> None:
+        """The wrapped ``store_embedding`` (a done photo's image embedding), if it has one."""
+        store = getattr(self.source, "store_embedding", None)
+        if store is not None:
+            store(job_id, data)
+
     def complete(self, job_id: str, result: Any, picture: bytes) -> None:
         """The wrapped ``complete`` (``picture``: the job's overlay or cut-out); then the job
         is counted as finished."""

@@ -1,7 +1,7 @@
-// Cut out: the child taps anything on a finished photo; the server queues a "point" job (the
-// worker segments the thing under the finger on the photo's cached image embedding), the page
-// polls it and shows the cut-out with "What is this?" and "I know what it is!" (the word is
-// saved to the photo's "words we learned").
+// Cut out: the child taps anything on a finished photo. The mask is decoded on the device
+// (decoder.js) when it can be, else by a "point" job (the worker segments the thing under the
+// finger on the photo's cached image embedding); the sheet then shows the cut-out with "What is
+// this?" and "I know what it is!" (the word is saved to the photo's "words we learned").
 
 import { ApiError, getJSON, pollJob, sendJSON } from "./api.js";
 import { displayName } from "./names.js";
@@ -162,40 +162,125 @@ export class NameSheet {
   }
 }
 
-/** The Cut out activity: one tap at a time, a pulsing marker while the worker segments. */
+/**
+ * The Cut out activity. With the on-device decoder (decoder.js) a tap shows its mask at once;
+ * more taps add to it or take away from it, Undo takes the last one back, and "Cut it out!"
+ * asks the worker for the thing's name (a point job at the first tap). Without it, each tap is
+ * a point job: a pulsing marker while the worker segments.
+ */
 export class CutOut {
   constructor(ctx, sheet) {
     this.ctx = ctx;
     this.sheet = sheet;
     this.busy = false;
     this.abort = null;
+    this.points = []; // device taps: {x, y, label} photo pixels, label 1 adds, 0 takes away
+    this.mask = null;
+    this.mode = "add";
+    const bar = ctx.section.querySelector("[data-refine-bar]");
+    this.bar = bar;
+    if (!bar) return;
+    this.undoBtn = bar.querySelector("[data-refine-undo]");
+    bar.querySelectorAll("[data-refine]").forEach((b) => b.addEventListener("click", () => this.setMode(b.dataset.refine)));
+    this.undoBtn.addEventListener("click", () => this.undo());
+    bar.querySelector("[data-refine-done]").addEventListener("click", () => this.done());
+  }
+
+  setMode(mode) {
+    this.mode = mode;
+    this.bar?.querySelectorAll("[data-refine]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.refine === mode)));
   }
 
   async tap(pt) {
+    if (this.busy || !this.ctx.photoId) return;
+    const device = await this.ctx.openDevice?.();
+    if (device) await this.deviceTap(pt, device);
+    else await this.serverTap(pt);
+  }
+
+  /** Decode the taps so far plus `pt` on the device and light up the mask. */
+  async deviceTap(pt, device) {
+    const label = this.points.length && this.mode === "remove" ? 0 : 1;
+    this.points.push({ x: pt.x, y: pt.y, label });
+    await this.redraw(device);
+  }
+
+  async redraw(device) {
+    const { stage, section } = this.ctx;
+    this.busy = true;
+    try {
+      if (!this.points.length) {
+        this.reset("Tap anything in the photo to cut it out.");
+        return;
+      }
+      const { mask, ms } = await device.decode(this.points);
+      this.mask = mask;
+      section.dataset.decodedBy = "device";
+      section.dataset.tapMs = ms.toFixed(1);
+      section.dataset.taps = String(this.points.length);
+      stage.clearMark();
+      const last = this.points[this.points.length - 1];
+      stage.spotlight(mask);
+      if (!mask.area) stage.mark(last.x, last.y, "wrong");
+      section.dataset.cutState = "device";
+      if (this.bar) this.bar.hidden = false;
+      if (this.undoBtn) this.undoBtn.disabled = false;
+      this.ctx.setHint(mask.area ? "Tap again to add more, or take some away. Then: Cut it out!" : "Nothing there yet. Tap right on a thing!");
+    } catch {
+      // The decoder failed on this device: the worker cuts it out instead.
+      this.ctx.device = Promise.resolve(null);
+      const last = this.points.pop();
+      this.reset();
+      if (last) await this.serverTap(last);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async undo() {
+    if (this.busy) return;
+    this.points.pop();
+    const device = await this.ctx.openDevice?.();
+    if (device) await this.redraw(device);
+  }
+
+  /** "Cut it out!": the device's cut-out in the sheet, named by the worker (a point job). */
+  async done() {
+    const first = this.points.find((p) => p.label === 1);
+    if (this.busy || !first || !this.mask?.area) return;
+    const mask = this.mask;
+    const image = await cutoutOf(this.ctx.stage.img.dataset.originalSrc, mask, mask.box());
+    await this.serverTap(first, { image, mask });
+  }
+
+  /** One tap as a point job; `device`: the cut-out and mask already made on the device. */
+  async serverTap(pt, device = null) {
     const { stage, photoId } = this.ctx;
     if (this.busy || !photoId) return;
     this.busy = true;
     this.abort = new AbortController();
     const { signal } = this.abort;
-    stage.spotlight(null);
+    if (!device) stage.spotlight(null);
     stage.mark(pt.x, pt.y, "busy");
     this.ctx.section.dataset.cutState = "busy";
-    this.ctx.setHint("Cutting it out…");
+    this.ctx.setHint(device ? "Finding its name…" : "Cutting it out…");
     try {
       const point = { x: Math.round(pt.x * 10) / 10, y: Math.round(pt.y * 10) / 10 };
       const queued = await sendJSON("POST", `/api/v1/photos/${encodeURIComponent(photoId)}/point`, point);
       const job = await pollJob(queued.job_id, { interval: 250, signal });
       if (job.status !== "done") throw new ApiError(job.error || "That did not work. Please tap again.", 0);
       const result = await getJSON(queued.result_url ?? `/api/v1/jobs/${queued.job_id}/result`, { signal });
-      if (!result.object || !result.object.area) {
+      if (!device && (!result.object || !result.object.area)) {
         this.ctx.setHint("I couldn't cut anything out there. Tap right on a thing!");
         say("Tap right on a thing!");
         return;
       }
-      stage.spotlight(new Mask(result.object.mask));
+      stage.spotlight(device ? device.mask : new Mask(result.object.mask));
       this.ctx.setHint("Tap anything in the photo to cut it out.");
       this.ctx.section.dataset.cutState = "done";
-      this.sheet.open({ image: result.cutout_url, label: result.object.label, named: result.object.named });
+      const object = result.object ?? { label: "", named: false };
+      this.sheet.open({ image: device?.image ?? result.cutout_url, label: object.label, named: object.named });
+      if (device) this.clearTaps();
     } catch (err) {
       if (err.name === "AbortError") return;
       this.ctx.setHint(err instanceof ApiError ? err.message : "That did not work. Please tap again.");
@@ -207,7 +292,26 @@ export class CutOut {
     }
   }
 
+  /** Forget the device taps (the mask stays lit until the next tap). */
+  clearTaps() {
+    this.points = [];
+    this.mask = null;
+    delete this.ctx.section.dataset.taps;
+    this.setMode("add");
+    if (this.bar) this.bar.hidden = true;
+    if (this.undoBtn) this.undoBtn.disabled = true;
+  }
+
+  reset(hint) {
+    this.clearTaps();
+    this.ctx.stage.spotlight(null);
+    this.ctx.stage.clearMark();
+    delete this.ctx.section.dataset.cutState;
+    if (hint) this.ctx.setHint(hint);
+  }
+
   cancel() {
     this.abort?.abort();
+    this.clearTaps();
   }
 }

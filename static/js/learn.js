@@ -1,11 +1,13 @@
 // Learning with a finished photo, three activities on one stage:
 //   Tap & hear (default): tap a thing or a name; it lights up, its word is shown large and said.
-//   Cut out: tap anything; the worker segments it (a point job) and the child names it.
+//   Cut out: tap anything; it is segmented on the device (decoder.js) or by the worker (a point
+//   job), refined with more taps, and the child names it.
 //   Find it!: the game (game.js).
 // Objects come from the list on the page; their masks from objects.json (COCO RLE, rle.js).
 
 import { getJSON } from "./api.js";
 import { CutOut, NameSheet, cutoutOf } from "./cutout.js";
+import { openDecoder } from "./decoder.js";
 import { FindIt } from "./game.js";
 import { displayName } from "./names.js";
 import { Mask } from "./rle.js";
@@ -124,6 +126,16 @@ export function initLearning(section) {
       return inside.sort((a, b) => size(a) - size(b));
     },
     setActivity,
+    device: null,
+    /** The on-device decoder (opened once, when Cut out is first chosen), or null. */
+    openDevice() {
+      if (!ctx.device) {
+        const img = section.querySelector(".result-img");
+        ctx.device = openDecoder(section, Number(img?.getAttribute("height")), Number(img?.getAttribute("width")));
+        ctx.device.then((d) => { section.dataset.decoder = d ? "device" : "server"; });
+      }
+      return ctx.device;
+    },
   };
 
   // Masks: fetched once; until then taps use the boxes.
@@ -216,6 +228,7 @@ export function initLearning(section) {
     const plainChosen = toggle?.getAttribute("aria-pressed") === "true";
     stage.usePlainPhoto(name !== "hear" || plainChosen);
     if (toggle) toggle.closest(".result-tools").hidden = name !== "hear";
+    if (name === "cut") ctx.openDevice(); // the decoder loads while the child chooses what to tap
     if (name === "game") {
       bar?.scrollIntoView({ block: "start", behavior: "smooth" }); // the question and the photo
       game.start();

@@ -67,6 +67,7 @@ export function buildResult(photo, { pageLink = true } = {}) {
   const height = Number(photo.height) || 1;
   section.dataset.photoId = String(photo.id ?? "");
   section.dataset.objectsUrl = photo.json_url ?? "";
+  section.dataset.embeddingUrl = photo.embedding_url ?? "";
   section.dataset.mode = mode;
   section.classList.replace("result--grounded", `result--${mode}`);
 

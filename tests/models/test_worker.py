@@ -258,3 +258,41 @@ def test_a_preview_that_cannot_be_drawn_does_not_fail_the_job(service, monkeypat
     source = PreviewSource([job(photo, "everything")])
     assert process_one(source, service) is True
     assert source.failed == {} and "job-1" in source.completed and source.previews == []
+
+
+class EmbeddingSource(FakeSource):
+    """A source that also stores a done analysis's image embedding (or fails to)."""
+
+    def __init__(self, jobs: list[JobRequest], *, fail: bool = False) -> None:
+        super().__init__(jobs)
+        self.embeddings: dict[str, bytes] = {}
+        self.fail_store = fail
+
+    def store_embedding(self, job_id: str, data: bytes) -> None:
+        if self.fail_store:
+            raise OSError("disk full")
+        self.embeddings[job_id] = data
+
+
+def test_an_analysis_hands_its_image_embedding_to_the_page(service):
+    """The page decodes taps on the embedding the analysis computed: 2 MiB of float16, the
+    cached features rounded (float16's relative step is 2**-11); taps store none."""
+    import numpy as np
+
+    from models.segment.onnx_decoder import read_embedding_file
+
+    photo = open_photo("dog.jpg").convert("RGB")
+    source = EmbeddingSource([job(photo, "grounded", ["dog"], job_id="a"),
+                              reprompt(photo, "point", {"x": 10, "y": 10}, job_id="p")])
+    assert process_one(source, service) and process_one(source, service)
+    assert set(source.completed) == {"a", "p"} and set(source.embeddings) == {"a"}
+    stored = read_embedding_file(source.embeddings["a"])
+    features = service.segmenter.embed(photo, "key-a").features.numpy()
+    assert np.allclose(stored, features, rtol=2**-11, atol=1e-7)
+
+
+def test_a_failed_embedding_store_loses_nothing(service):
+    photo = open_photo("dog.jpg").convert("RGB")
+    source = EmbeddingSource([job(photo, "grounded", ["dog"], job_id="a")], fail=True)
+    assert process_one(source, service)
+    assert source.failed == {} and set(source.completed) == {"a"}

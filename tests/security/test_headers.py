@@ -24,6 +24,7 @@ def test_every_page_has_a_strict_csp_it_satisfies(client, auth):
     for path, response in pages(client, auth).items():
         csp = response.headers.get("Content-Security-Policy", "")
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert "'unsafe-eval'" not in csp, path  # WebAssembly only: 'wasm-unsafe-eval'
         assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp, path
         assert response.headers["X-Content-Type-Options"] == "nosniff", path
         assert response.headers["X-Frame-Options"] == "DENY", path

@@ -1,0 +1,78 @@
+"""The ONNX prompt decoder the page runs, published in storage by the worker at boot: the
+worker has the MobileSAM checkpoint, the web process (another dyno) may not, and both see the
+same storage.
+
+Storage keys: ``models/mobile-sam-decoder-<sha16>.onnx`` (the file, named by its content)
+and ``models/mobile-sam-decoder.json`` (the manifest the web reads: the file's name and
+SHA-256, the checkpoint's SHA-256 it was exported from, and whether that checkpoint is the
+official release). A worker whose checkpoint matches the manifest exports nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.storage import Storage
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "models/mobile-sam-decoder.json"
+
+
+def read_manifest(store: Storage) -> dict[str, Any] | None:
+    """The published decoder's manifest, or None when no worker has published one (or it
+    cannot be read: the page then sends taps to the worker)."""
+    try:
+        manifest = json.loads(store.get(MANIFEST))
+    except (FileNotFoundError, ValueError):
+        return None
+    except Exception:
+        log.warning("could not read %s", MANIFEST, exc_info=True)
+        return None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("file"), str):
+        return None
+    return manifest
+
+
+def publish_decoder(store: Storage, service: Any) -> dict[str, Any] | None:
+    """Export the loaded MobileSAM's prompt decoder to ONNX and put it in ``store``, unless the
+    manifest already names one exported from the same checkpoint.
+
+    Args:
+        store: the app's storage.
+        service: a loaded ``models.service.InferenceService`` (nothing happens without its
+            segmenter, e.g. when the weights are missing).
+
+    Returns:
+        The manifest in storage, or None when there is no decoder to publish or the export
+        failed (logged: taps then go to the worker).
+    """
+    from models.runtime.weights import resolve_mobile_sam
+    from models.segment.onnx_decoder import OPSET, export_prompt_decoder, file_sha256
+
+    if service.segmenter is None:
+        return None
+    try:
+        checkpoint, status = resolve_mobile_sam(service.config)
+        checkpoint_sha = file_sha256(checkpoint)
+        current = read_manifest(store)
+        if current and current.get("checkpoint_sha256") == checkpoint_sha and store.exists(
+                "models/" + current["file"]):
+            return current
+        with tempfile.TemporaryDirectory(prefix="visionanything-decoder-") as tmp:
+            path = Path(tmp) / "decoder.onnx"
+            digest = export_prompt_decoder(service.segmenter.model, path)
+            name = f"mobile-sam-decoder-{digest[:16]}.onnx"
+            store.put("models/" + name, path.read_bytes())
+        manifest = {"file": name, "sha256": digest, "checkpoint_sha256": checkpoint_sha,
+                    "weights": status, "opset": OPSET}  # fmt: skip
+        store.put(MANIFEST, json.dumps(manifest).encode())
+    except Exception:
+        log.warning("the on-device tap decoder was not published", exc_info=True)
+        return None
+    log.info("published the on-device tap decoder %s (%s weights)", name, status)
+    return manifest

@@ -1,0 +1,164 @@
+"""MobileSAM's prompt encoder and mask decoder as an ONNX file, so a page can decode taps on
+the photo's image embedding without a round trip to the worker (as SAM's own web demo does).
+
+The exported graph is ``mobile_sam.utils.onnx.SamOnnxModel`` (the library's export wrapper,
+``return_single_mask=True``) traced with PyTorch's TorchScript-based ONNX exporter, opset 17.
+Its inputs, as :func:`decoder_inputs` builds them and ``static/js/decoder.js`` sends them:
+
+- ``image_embeddings``: (1, 256, 64, 64) float32, the image encoder's output;
+- ``point_coords``: (1, N, 2) float32, (x, y) in encoder-input pixels (the photo resized to
+  1024 on its long side, :func:`models.segment.segmenter.work_size`), one padding point
+  (0, 0) last, as SAM's predictor adds when there is no box;
+- ``point_labels``: (1, N) float32: 1 on the object, 0 background, -1 the padding point;
+- ``mask_input``: (1, 1, 256, 256) float32 zeros, ``has_mask_input``: (1,) float32 0;
+- ``orig_im_size``: (2,) float32 (h, w) of the mask to return: here the encoder-input size.
+
+Outputs: ``masks`` (1, 1, h, w) float32 logits (a pixel is in the mask when > 0,
+``Sam.mask_threshold``), ``iou_predictions`` (1, 1) and ``low_res_masks`` (1, 1, 256, 256).
+With one tap (two points with the padding one) the best of SAM's three candidate masks by
+predicted IoU is returned, with several taps its single-mask output: the selection
+``SamOnnxModel.select_masks`` makes, the same as :meth:`MobileSamSegmenter.segment_points`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OPSET = 17
+INPUT_NAMES = ("image_embeddings", "point_coords", "point_labels", "mask_input",
+               "has_mask_input", "orig_im_size")  # fmt: skip
+OUTPUT_NAMES = ("masks", "iou_predictions", "low_res_masks")
+EMBEDDING_SHAPE = (1, 256, 64, 64)
+
+
+def export_prompt_decoder(model: Any, path: Path) -> str:
+    """Write MobileSAM's prompt encoder + mask decoder (of ``model``, a built
+    ``mobile_sam.modeling.Sam``) to ``path`` as ONNX (float32 weights, ~16 MB for vit_t).
+
+    The file is written beside ``path`` and renamed into place, so a reader never sees half a
+    file. Takes ~2 s on 2 CPU cores.
+
+    Returns:
+        The file's SHA-256, hex.
+
+    Raises:
+        ImportError: the ``onnx`` package (the exporter needs it) is not installed.
+        OSError: ``path``'s directory is not writable.
+    """
+    import torch
+    from mobile_sam.utils.onnx import SamOnnxModel
+
+    wrapper = SamOnnxModel(model, return_single_mask=True).eval()
+    embeddings = torch.zeros(EMBEDDING_SHAPE, dtype=torch.float32)
+    coords = torch.tensor([[[512.0, 384.0], [0.0, 0.0]]])
+    labels = torch.tensor([[1.0, -1.0]])
+    args = (embeddings, coords, labels, torch.zeros((1, 1, 256, 256)), torch.zeros(1),
+            torch.tensor([768.0, 1024.0]))  # fmt: skip
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    os.close(handle)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer and deprecation notes, not errors
+            torch.onnx.export(
+                wrapper, args, temp, dynamo=False, opset_version=OPSET,
+                input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                dynamic_axes={"point_coords": {1: "num_points"},
+                              "point_labels": {1: "num_points"}},
+                do_constant_folding=True,
+            )  # fmt: skip
+        digest = file_sha256(Path(temp))
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return digest
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedding_file(features: Any) -> bytes:
+    """A photo's image embedding as the page fetches it: (1, 256, 64, 64) float16,
+    little-endian, C order, no header (2 MiB). float16 keeps ~3 significant digits: the
+    embedding's values lie within +-10, where its step is at most 2**-7, far below what moves
+    a mask logit across 0 (the parity test holds masks to IoU >= 0.98).
+
+    Args:
+        features: (1, 256, 64, 64) float tensor or array (``ImageEmbedding.features``).
+
+    Raises:
+        ValueError: another shape.
+    """
+    array = features.detach().float().cpu().numpy() if hasattr(features, "detach") else features
+    array = np.asarray(array)
+    if array.shape != EMBEDDING_SHAPE:
+        raise ValueError(f"an image embedding is {EMBEDDING_SHAPE}, got {array.shape}")
+    return np.ascontiguousarray(array, dtype="<f2").tobytes()
+
+
+def read_embedding_file(data: bytes) -> np.ndarray:
+    """The (1, 256, 64, 64) float32 array of :func:`embedding_file`'s bytes.
+
+    Raises:
+        ValueError: not 2 MiB (256 * 64 * 64 float16 values).
+    """
+    count = int(np.prod(EMBEDDING_SHAPE))
+    if len(data) != 2 * count:
+        raise ValueError(f"an embedding file is {2 * count} bytes, got {len(data)}")
+    return np.frombuffer(data, dtype="<f2").astype(np.float32).reshape(EMBEDDING_SHAPE)
+
+
+def decoder_inputs(
+    embeddings: np.ndarray,
+    photo_size: tuple[int, int],
+    points: np.ndarray,
+    labels: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The ONNX decoder's inputs for taps on a photo, as ``static/js/decoder.js`` builds them.
+
+    Args:
+        embeddings: (1, 256, 64, 64) float32 image embedding.
+        photo_size: (h, w) of the photo in pixels.
+        points: (N, 2) float, (x, y) photo pixels, N >= 1.
+        labels: (N,) int, 1 on the object, 0 background.
+
+    Returns:
+        name -> array, see the module docstring; masks come back at the encoder-input size
+        (:func:`models.segment.segmenter.work_size` of ``photo_size``).
+
+    Raises:
+        ValueError: no point, or points and labels of different lengths.
+    """
+    from models.segment.segmenter import work_size
+
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    labels = np.asarray(labels, dtype=np.float32).reshape(-1)
+    if len(points) == 0 or len(points) != len(labels):
+        raise ValueError(f"need N>=1 points and N labels, got {len(points)}, {len(labels)}")
+    height, width = photo_size
+    in_h, in_w = work_size(photo_size)
+    scale = np.array([in_w / width, in_h / height], dtype=np.float32)
+    coords = np.concatenate([points * scale, np.zeros((1, 2), np.float32)])[None]
+    return {
+        "image_embeddings": np.asarray(embeddings, dtype=np.float32),
+        "point_coords": coords.astype(np.float32),
+        "point_labels": np.concatenate([labels, [-1.0]]).astype(np.float32)[None],
+        "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+        "has_mask_input": np.zeros(1, np.float32),
+        "orig_im_size": np.array([in_h, in_w], dtype=np.float32),
+    }

@@ -1,0 +1,111 @@
+"""The ONNX prompt decoder the page runs: exported from the service's own checkpoint, it gives
+the masks PyTorch gives for the same taps, on the float16 embedding file the page fetches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.segment.onnx_decoder import (
+    EMBEDDING_SHAPE,
+    decoder_inputs,
+    embedding_file,
+    export_prompt_decoder,
+    file_sha256,
+    read_embedding_file,
+)
+from tests.models.conftest import open_photo
+
+ort = pytest.importorskip("onnxruntime")
+
+TAPS = [  # (points as fractions of the photo, labels): one tap, a refine, a removal
+    ([(0.5, 0.5)], [1]),
+    ([(0.3, 0.6)], [1]),
+    ([(0.5, 0.5), (0.6, 0.4)], [1, 1]),
+    ([(0.5, 0.5), (0.55, 0.5), (0.2, 0.2)], [1, 1, 0]),
+]
+
+
+@pytest.fixture(scope="module")
+def exported(service, tmp_path_factory):
+    path = tmp_path_factory.mktemp("decoder") / "decoder.onnx"
+    digest = export_prompt_decoder(service.segmenter.model, path)
+    return path, digest
+
+
+def torch_work_mask(segmenter, embedding, points, labels) -> np.ndarray:
+    """PyTorch's mask for the taps at the encoder-input size, float32 decoder: the server's
+    ``segment_points`` before its upscaling to the photo."""
+    scaled = np.asarray(points, np.float32) * segmenter._scale(embedding)
+    coords = torch.as_tensor(scaled)[None]
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int)[None]
+    autocast, segmenter.decoder_autocast = segmenter.decoder_autocast, None
+    try:
+        with torch.inference_mode():
+            low_res, iou = segmenter._decode(embedding, points=(coords, labels_t),
+                                             multimask=len(points) == 1)  # fmt: skip
+            best = int(torch.argmax(iou[0]))
+            logits = segmenter._work_logits(low_res[:, best : best + 1])[0, 0]
+    finally:
+        segmenter.decoder_autocast = autocast
+    in_h, in_w = embedding.input_size
+    return (logits[:in_h, :in_w] > segmenter.model.mask_threshold).numpy()
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def test_export_writes_the_file_whose_checksum_it_returns(exported):
+    path, digest = exported
+    assert path.stat().st_size > 1_000_000 and file_sha256(path) == digest
+    assert not list(path.parent.glob("*.part")), "no temporary file left behind"
+
+
+def test_the_embedding_file_is_2_mib_of_float16_and_reads_back_within_its_rounding(service):
+    photo = open_photo("dog.jpg").convert("RGB")
+    features = service.segmenter.embed(photo).features
+    data = embedding_file(features)
+    assert len(data) == 2 * 256 * 64 * 64
+    back = read_embedding_file(data)
+    # float16 has an 11-bit significand: relative rounding error <= 2**-11.
+    assert np.allclose(back, features.numpy(), rtol=2**-11, atol=1e-7)
+    with pytest.raises(ValueError):
+        embedding_file(features[:, :128])
+    with pytest.raises(ValueError):
+        read_embedding_file(data[:-2])
+
+
+@pytest.mark.parametrize(("taps", "labels"), TAPS)
+def test_onnx_masks_equal_pytorch_masks_on_the_float16_embedding(service, exported, taps,
+                                                                 labels):  # fmt: skip
+    """The page's decoder (this ONNX file on the float16 file) against PyTorch (float32
+    decoder on the float32 embedding): IoU >= 0.98, the parity rule for masks. The two
+    differ by the float16 rounding of the embedding and the order of float additions."""
+    segmenter = service.segmenter
+    photo = open_photo("bears.jpg").convert("RGB")
+    embedding = segmenter.embed(photo)
+    points = [(fx * photo.width, fy * photo.height) for fx, fy in taps]
+    expected = torch_work_mask(segmenter, embedding, points, labels)
+    session = ort.InferenceSession(str(exported[0]), providers=["CPUExecutionProvider"])
+    features = read_embedding_file(embedding_file(embedding.features))
+    inputs = decoder_inputs(features, embedding.photo_size, np.array(points), np.array(labels))
+    masks, scores, low_res = session.run(None, inputs)
+    assert masks.shape == (1, 1, *embedding.input_size) and low_res.shape == (1, 1, 256, 256)
+    got = masks[0, 0] > 0
+    assert expected.any(), "random weights still give a mask for these taps"
+    assert iou(got, expected) >= 0.98
+
+
+def test_decoder_inputs_refuse_mismatched_points():
+    embeddings = np.zeros(EMBEDDING_SHAPE, np.float32)
+    with pytest.raises(ValueError):
+        decoder_inputs(embeddings, (300, 400), np.zeros((0, 2)), np.zeros(0))
+    with pytest.raises(ValueError):
+        decoder_inputs(embeddings, (300, 400), np.zeros((2, 2)), np.ones(1))
+    inputs = decoder_inputs(embeddings, (300, 400), np.array([[200.0, 150.0]]), np.ones(1))
+    assert inputs["point_coords"].tolist() == [[[512.0, 384.0], [0.0, 0.0]]]
+    assert inputs["point_labels"].tolist() == [[1.0, -1.0]]
+    assert inputs["orig_im_size"].tolist() == [768.0, 1024.0]
