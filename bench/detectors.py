@@ -771,7 +771,10 @@ def measure(name: str, directory: Path, photos: dict[str, Image.Image], *, repea
             threads: int, precision: str, tiny: bool = False) -> dict[str, Any]:
     """Load detector ``name`` and time its three passes on every photo, ``repeats`` times
     (module docstring), after a warm-up (a vocabulary pass and a first pass on the first
-    photo, which also caches the vocabulary's text encodings).
+    photo, which also caches the vocabulary's text encodings). The process is set up as the
+    service loads its models: triton kept out (``models.service.skip_triton``), the allocator
+    tuned, and the GPU libraries' pages dropped after loading
+    (``models.runtime.allocator.drop_gpu_library_pages``).
 
     Returns:
         The child's values: per-call seconds ``first_pass_s``, ``new_words_s`` (empty for a
@@ -779,15 +782,19 @@ def measure(name: str, directory: Path, photos: dict[str, Image.Image], *, repea
         (count), ``precision`` ("bfloat16"/"float32"), ``work_size``, ``load_s`` (seconds to
         load), ``peak_rss_mb`` (this process's peak, MiB) and the load average around it.
     """
+    from models.service import skip_triton
+
+    skip_triton("cpu")  # before torch is imported, as InferenceService.load does
     import torch
 
     from models.detect.vocabulary import VOCABULARY
-    from models.runtime.allocator import release_memory, tune_allocator
+    from models.runtime.allocator import drop_gpu_library_pages, release_memory, tune_allocator
 
     tune_allocator()
     torch.set_num_threads(threads)
     load_before = round(os.getloadavg()[0], 2)
     load_s, runner = timed(load_runner, name, directory, precision, tiny=tiny)
+    drop_gpu_library_pages()
     first = next(iter(photos.values()))
     runner.vocabulary(first, VOCABULARY, "warm-up")
     runner.keep_vocabulary_text()
