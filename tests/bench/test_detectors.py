@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 
-from bench.detectors import NAMES, NEW_WORDS, build_random, clip_tokenizer, load_runner, main
+from bench.detector_models import NAMES, NEW_WORDS, build_random, clip_tokenizer, load_runner
+from bench.detectors import main
 from tests.models.conftest import open_photo
 
 SUMMARY_KEYS = {
