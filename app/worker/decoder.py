@@ -51,14 +51,14 @@ def publish_decoder(store: Storage, service: Any) -> dict[str, Any] | None:
         The manifest in storage, or None when there is no decoder to publish or the export
         failed (logged: taps then go to the worker).
     """
-    from models.runtime.weights import resolve_mobile_sam
-    from models.segment.onnx_decoder import OPSET, export_prompt_decoder, file_sha256
+    from models.runtime.weights import resolve_mobile_sam, sha256_file
+    from models.segment.onnx_decoder import OPSET, export_prompt_decoder
 
     if service.segmenter is None:
         return None
     try:
         checkpoint, status = resolve_mobile_sam(service.config)
-        checkpoint_sha = file_sha256(checkpoint)
+        checkpoint_sha = sha256_file(checkpoint)
         current = read_manifest(store)
         if current and current.get("checkpoint_sha256") == checkpoint_sha and store.exists(
                 "models/" + current["file"]):

@@ -22,7 +22,6 @@ predicted IoU is returned, with several taps its single-mask output: the selecti
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import warnings
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from models.runtime.weights import sha256_file
 
 OPSET = 17
 INPUT_NAMES = ("image_embeddings", "point_coords", "point_labels", "mask_input",
@@ -75,21 +76,12 @@ def export_prompt_decoder(model: Any, path: Path) -> str:
                               "point_labels": {1: "num_points"}},
                 do_constant_folding=True,
             )  # fmt: skip
-        digest = file_sha256(Path(temp))
+        digest = sha256_file(Path(temp))
         os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
     return digest
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def embedding_file(features: Any) -> bytes:

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from models.runtime.weights import sha256_file
 from models.segment.onnx_decoder import (
     EMBEDDING_SHAPE,
     decoder_inputs,
     embedding_file,
     export_prompt_decoder,
-    file_sha256,
     read_embedding_file,
 )
 from tests.models.conftest import open_photo
@@ -60,7 +60,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_export_writes_the_file_whose_checksum_it_returns(exported):
     path, digest = exported
-    assert path.stat().st_size > 1_000_000 and file_sha256(path) == digest
+    assert path.stat().st_size > 1_000_000 and sha256_file(path) == digest
     assert not list(path.parent.glob("*.part")), "no temporary file left behind"
 
 
