@@ -116,10 +116,8 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
 
     try:
         result, picture = _run_job(job, service, report, analysis_progress,
-                                   getattr(source, "preview", None))  # fmt: skip
-        store_embedding = getattr(source, "store_embedding", None)
-        if store_embedding is not None and job.kind == "analyse":
-            _store_embedding(job, service, store_embedding)
+                                   getattr(source, "preview", None),
+                                   getattr(source, "store_embedding", None))  # fmt: skip
     except ModelError as exc:
         log.info("job %s failed: %s", job.job_id, exc)
         _fail(source, job.job_id, str(exc))
@@ -148,10 +146,12 @@ def _run_job(
     report: Callable[[float, str], None],
     analysis_progress: Callable[[float, str], None],
     store_preview: Callable[[str, bytes], None] | None = None,
+    store_embedding: Callable[[str, bytes], None] | None = None,
 ) -> tuple[AnalysisResult, bytes]:
     """Run one job by its kind and draw its picture; an everything-mode analysis hands
     ``store_preview(job_id, png)`` its masks' preview (drawing or storing it may fail: that
-    is logged, the job goes on).
+    is logged, the job goes on); an analysis hands ``store_embedding(job_id, data)`` the
+    photo's image embedding for taps decoded by the page (logged too if it fails).
 
     Returns:
         (result, picture bytes): for "analyse" and "words", the overlay of the photo as a JPEG
@@ -192,6 +192,8 @@ def _run_job(
 
         result = service.analyze(photo, mode, job.phrases, key=job.key,
                                  progress=analysis_progress, preview=show)  # fmt: skip
+        if store_embedding is not None and job.kind == "analyse":
+            _store_embedding(job, service, photo, store_embedding)
         report(ANALYSIS_SHARE, "drawing the picture")
         overlay = render_overlay(photo, result.objects, scores=mode == "grounded")
         picture = encode_jpeg(overlay)
@@ -202,15 +204,14 @@ def _run_job(
 
 
 def _store_embedding(
-    job: JobRequest, service: InferenceService, store: Callable[[str, bytes], None]
+    job: JobRequest, service: InferenceService, photo: Image.Image,
+    store: Callable[[str, bytes], None],
 ) -> None:
-    """Hand ``store`` the analysed photo's image embedding (cached by the analysis under the
-    job's key), so the page can decode taps itself. A failure is logged only: the page then
-    sends taps to the worker, as it does without the file."""
-    from models.service import upright
-
+    """Hand ``store`` the analysed ``photo``'s image embedding (cached by the analysis under
+    the job's key), so the page can decode taps itself. A failure is logged only: the page
+    then sends taps to the worker, as it does without the file."""
     try:
-        store(job.job_id, service.embedding_file(upright(job.image), key=job.key))
+        store(job.job_id, service.embedding_file(photo, key=job.key))
     except Exception:
         log.warning("job %s: image embedding not stored", job.job_id, exc_info=True)
 
