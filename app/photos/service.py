@@ -15,7 +15,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.db import Job, Photo, User
+from app.db import REPROMPT_KINDS, Job, Photo, User
 from app.extensions import db
 from app.files import ORIGINAL, THUMB
 from app.imaging import normalise_upload
@@ -60,7 +60,7 @@ def pending_jobs(user: User, *, reprompts: bool = False) -> int:
     query = (select(func.count(Job.id)).join(Photo, Job.photo_id == Photo.id)
              .where(Photo.user_id == user.id, Job.status.in_(("queued", "running"))))
     if reprompts:
-        query = query.where(Job.kind != "analyse")
+        query = query.where(Job.kind.in_(REPROMPT_KINDS))
     return db.session.scalar(query) or 0
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 from sqlalchemy import case, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.db import Job, Photo, PhotoObject, utcnow
+from app.db import ANALYSIS_KINDS, Job, Photo, PhotoObject, utcnow
 from app.extensions import db
 from app.files import EMBEDDING, OBJECTS, ORIGINAL, OVERLAY, PREVIEW, reprompt_file
 from app.storage import StorageError, storage
@@ -111,9 +111,10 @@ class DatabaseJobSource:
             if taken.rowcount == 1:
                 job = db.session.get(Job, job_id)
                 if give_up:
-                    self._mark_failed(job, "The worker stopped while analysing this photo, "
-                                           "twice. Please try another photo.")
-                elif job.kind == "analyse":
+                    what = "video" if job.photo.is_video else "photo"
+                    self._mark_failed(job, f"The worker stopped while analysing this {what}, "
+                                           f"twice. Please try another {what}.")
+                elif job.kind in ANALYSIS_KINDS:
                     job.photo.status = "queued"
                 recovered += 1
             db.session.commit()
@@ -121,11 +122,13 @@ class DatabaseJobSource:
 
     def claim(self) -> JobRequest | None:
         """Claim the oldest queued job (atomic conditional UPDATE; taps and other re-prompts
-        before analyses, which take longer) and load its photo."""
+        before photo analyses, which take longer, and those before videos, which take longer
+        still) and load its photo or clip."""
         with self.app.app_context():
             candidates = db.session.scalars(
                 select(Job.id).where(Job.status == "queued")
-                .order_by(case((Job.kind == "analyse", 1), else_=0), Job.created_at).limit(5))
+                .order_by(case((Job.kind == "analyse", 1), (Job.kind == "video", 2), else_=0),
+                          Job.created_at).limit(5))
             for job_id in candidates.all():
                 request = self.claim_job(job_id)
                 if request is not None:
@@ -150,7 +153,7 @@ class DatabaseJobSource:
             if claimed.rowcount != 1:
                 return None  # another worker won it, or it is no longer queued
             job = db.session.get(Job, job_id)
-            if job.kind == "analyse":
+            if job.kind in ANALYSIS_KINDS:
                 job.photo.status, job.photo.error = "running", None
                 db.session.commit()
             try:
@@ -282,5 +285,5 @@ class DatabaseJobSource:
     @staticmethod
     def _mark_failed(job: Job, reason: str) -> None:
         job.status, job.error, job.stage, job.finished_at = "failed", reason, "failed", utcnow()
-        if job.kind == "analyse":
+        if job.kind in ANALYSIS_KINDS:
             job.photo.status, job.photo.error = "failed", reason
