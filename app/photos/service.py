@@ -134,17 +134,18 @@ def submit_reprompt(photo: Photo, kind: str, params: dict) -> Job:
 
 
 def delete_photo(photo: Photo) -> None:
-    """Delete a photo, its objects, its jobs and its files."""
+    """Delete a photo or video, its objects, its jobs and every file under its prefix."""
     prefix = photo.storage_prefix
     db.session.delete(photo)
     db.session.commit()
     storage().delete_prefix(prefix)
 
 
-def own_photo_or_404(photo_id: int) -> Photo:
-    """Return the current user's photo ``photo_id``; 404 if missing or anyone else's."""
+def own_photo_or_404(photo_id: int, *, kind: str | None = None) -> Photo:
+    """Return the current user's library item ``photo_id`` (of ``kind`` "photo" or "video"
+    when given, else either); 404 if missing, of another kind, or anyone else's."""
     photo = db.session.get(Photo, photo_id)
-    if photo is None or photo.user_id != current_user.id:
+    if photo is None or photo.user_id != current_user.id or kind not in (None, photo.kind):
         abort(404)
     return photo
 
@@ -157,9 +158,13 @@ def own_job_or_404(job_id: str) -> Job:
     return job
 
 
-def user_photos() -> list[Photo]:
-    """The current user's photos, newest first."""
-    query = (select(Photo).where(Photo.user_id == current_user.id)
+def user_photos(kind: str | None = None) -> list[Photo]:
+    """The current user's library, newest first: photos and videos, or those of ``kind``
+    ("photo" or "video") only."""
+    query = select(Photo).where(Photo.user_id == current_user.id)
+    if kind is not None:
+        query = query.where(Photo.kind == kind)
+    query = (query
              .options(selectinload(Photo.objects), selectinload(Photo.jobs))
              .order_by(Photo.created_at.desc(), Photo.id.desc()))
     return list(db.session.scalars(query))
