@@ -205,8 +205,9 @@ class Job(db.Model):
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     # "analyse" (the photo's own analysis), "video" (a video's: its objects tracked through
-    # the clip; params {"mode", "frame", "points"}), or a re-prompt on a photo's cached image
-    # embedding: "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}).
+    # the clip; params {"frame", "points", "max_duration_s"}), or a re-prompt on a photo's
+    # cached image embedding: "point" (params {"x", "y"} photo pixels) or "words" (params
+    # {"prompt"}).
     kind: Mapped[str] = mapped_column(String(16), default="analyse", server_default="analyse")
     params: Mapped[str | None] = mapped_column(Text)  # JSON
     # A video job's progress in frames (as the worker counts them: frames tracked so far and
