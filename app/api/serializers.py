@@ -46,13 +46,19 @@ def _objects(photo: Photo) -> list[dict[str, Any]]:
 
 
 def serialize_video(video: Photo) -> dict[str, Any]:
-    """A video: id, kind "video", frame size (px, as displayed), duration (s), frame rate
-    (frames per second), frame count, codec, mode (points|grounded|everything), prompt,
-    status, readable error, created (UTC ISO 8601), favourite, its job's id, the weights that
-    made it, its objects (as a photo's; box and area on the frame the prompt was on) and its
-    URLs (clip, poster, thumbnail, page; once done: overlay video, its poster, the JSON)."""
+    """A video: id, kind "video", frame size (px, as displayed), the overlay's size (px: the
+    frames scaled to at most 1920 px long; the objects' boxes and the JSON's masks are in its
+    pixels), duration (s), frame rate (frames per second), frame count, codec, mode
+    (point|grounded|everything), prompt, status, readable error, created (UTC ISO 8601),
+    favourite, its job's id, the weights that made it, its objects (as a photo's; box and area
+    on the frame the prompt was on, or the first frame the object is in) and its URLs (clip,
+    poster, thumbnail, page; once done: overlay video, its poster, the JSON)."""
+    from app.videos.service import overlay_size
+
+    width, height = overlay_size(video)
     return {
         "id": video.id, "kind": "video", "width": video.width, "height": video.height,
+        "overlay_width": width, "overlay_height": height,
         "duration_s": video.duration_s, "fps": video.fps, "frame_count": video.frame_count,
         "codec": video.codec, "mode": video.mode, "prompt": video.prompt,
         "status": video.status, "error": video.error,

@@ -11,7 +11,7 @@ from app.files import CLIP, CLIPS, VIDEO_FILES, VIDEO_MIMETYPES, video_urls
 from app.photos.service import photo_weights
 from app.storage import storage
 from app.videos.blueprint import bp
-from app.videos.service import own_video_or_404
+from app.videos.service import overlay_size, own_video_or_404
 
 
 @bp.route("/videos/<int:video_id>")
@@ -20,7 +20,8 @@ def video(video_id: int):
     """A video's result page (polls its job while it runs)."""
     video = own_video_or_404(video_id)
     return render_template("video.html", video=video, urls=video_urls(video),
-                           weights=photo_weights(video), job=video.job, form=FlaskForm())
+                           overlay_size=overlay_size(video), weights=photo_weights(video),
+                           job=video.job, form=FlaskForm())
 
 
 @bp.route("/videos/<int:video_id>/<any(" + ", ".join(f'"{n}"' for n in VIDEO_FILES)

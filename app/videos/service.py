@@ -254,6 +254,16 @@ def submit_video(user: User, upload: FileStorage, prompt: VideoPrompt) -> tuple[
     return video, job
 
 
+def overlay_size(video: Photo) -> tuple[int, int]:
+    """(width, height) in pixels of a video's overlay and of its JSON's masks and boxes: its
+    frames as displayed, scaled down to ``models.video.output.RESULT_SIDE`` on the long side
+    and made even, as the worker draws them (``models.video.io.fit_size``)."""
+    from models.video.io import fit_size
+    from models.video.output import RESULT_SIDE
+
+    return fit_size(video.width, video.height, RESULT_SIDE, even=True)
+
+
 def own_video_or_404(video_id: int) -> Photo:
     """Return the current user's video ``video_id``; 404 if missing, a photo, or anyone
     else's."""

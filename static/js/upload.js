@@ -73,8 +73,11 @@ export function initUpload(app) {
   let busy = false;
 
   // --- a video: its own choices of what to follow ---
+  const submitText = submitBtn.querySelector("span");
+  const photoSubmit = submitText?.textContent;
   function setVideoModes(on, { canTap = true } = {}) {
     form.classList.toggle("is-video", on);
+    if (submitText) submitText.textContent = on ? "Follow them!" : photoSubmit;
     form.querySelectorAll("[data-video-text]").forEach((el) => {
       el.textContent = on ? el.dataset.videoText : el.dataset.photoText;
     });

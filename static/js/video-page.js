@@ -23,8 +23,6 @@ export async function initVideoPage(root) {
   const card = root.querySelector("[data-video-progress]");
   if (!jobId || !card) return;
   const badge = document.querySelector(".photo-head [data-status-slot]");
-  const frames = card.querySelector('[data-slot="frames"]');
-  const framesText = card.querySelector('[data-slot="frames-text"]');
   let lastStatus = null;
   try {
     const job = await pollJob(jobId, {
@@ -32,8 +30,6 @@ export async function initVideoPage(root) {
       onUpdate(j) {
         setProgress(card, j.status === "queued" ? null : j.progress, videoStage(j));
         if (j.frames_total) {
-          frames.hidden = false;
-          framesText.textContent = `${j.frames_done ?? 0} / ${j.frames_total} frames`;
           card.dataset.framesDone = String(j.frames_done ?? 0);
           card.dataset.framesTotal = String(j.frames_total);
         }
