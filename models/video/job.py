@@ -142,9 +142,11 @@ def run_video_job(job: JobRequest, service: InferenceService, source: Any,
         if not (0 <= x < info.width and 0 <= y < info.height):
             raise BadPromptError("A tap was outside the video.")
     report(0.02, "loading the video model")
+    from models.runtime.precision import autocast_dtype
     from models.video.sam2 import Sam2Tracker
 
-    tracker = Sam2Tracker(service.video_model())
+    config = service.config
+    tracker = Sam2Tracker(service.video_model(), autocast_dtype(config.precision, config.device))
     objects: dict[int, VideoObject] = {}
     preview = getattr(source, "video_preview", None)
 

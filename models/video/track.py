@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -271,14 +271,12 @@ def track_clip(
     # Pass 1: up to the chosen frame, keeping the processed frames before it, small.
     before: dict[int, np.ndarray] = {}
     chosen: Frame | None = None
-    t0 = time.perf_counter()
-    for frame in iter_frames(path, size=result_size):
+    for frame in _timed(iter_frames(path, size=result_size), timings):
         if frame.index == prompt_index:
             chosen = frame
             break
         if frame.index in processed:
             before[frame.index] = small(frame.image)
-    timings["decode"] += time.perf_counter() - t0
     if chosen is None:
         raise BadPromptError(f"The chosen frame ({prompt_index + 1}) could not be decoded.")
     t0 = time.perf_counter()
@@ -304,8 +302,7 @@ def track_clip(
     pending: list[Frame] = []
     last: int | None = None
     frames = 0
-    t0 = time.perf_counter()
-    for frame in iter_frames(path, size=result_size):
+    for frame in _timed(iter_frames(path, size=result_size), timings):
         frames += 1
         if frame.index not in processed:
             pending.append(frame)
@@ -324,10 +321,20 @@ def track_clip(
         last = frame.index
     for frame in pending:  # only if the decoder gave more frames than the packets said
         emit(frame, masks[last] if last is not None else {})
-    timings["decode"] += time.perf_counter() - t0 - timings["track"] - timings["emit"]
     timings["total"] = time.perf_counter() - started
     return TrackStats(frames=frames, processed=done, first_masks_s=first_masks_s,
                       timings=timings)  # fmt: skip
+
+
+def _timed(frames: Iterator[Frame], timings: dict[str, float]) -> Iterator[Frame]:
+    """``frames``, adding the seconds spent decoding each to ``timings["decode"]``."""
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        timings["decode"] += time.perf_counter() - t0
+        if frame is None:
+            return
+        yield frame
 
 
 def _emit_carried(

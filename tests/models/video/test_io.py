@@ -162,3 +162,14 @@ def _faststart(clip: Path, directory: Path) -> bytes:
     return clean_copy(clip, directory / "faststart").path.read_bytes()
 
 
+
+
+def test_iphone_style_hevc_mov_is_stored_as_mp4_safari_plays(tmp_path: Path) -> None:
+    # An iPhone's clip: HEVC in a QuickTime file, held upright (a display rotation).
+    path = write_clip(tmp_path / "IMG_0001.MOV", _solid((64, 48), 6), codec="libx265",
+                      rotation=270, container="mov")  # fmt: skip
+    copy = clean_copy(path, tmp_path / "stored")
+    assert copy.path.suffix == ".mp4" and copy.remuxed
+    assert (copy.info.codec, copy.info.width, copy.info.height) == ("hevc", 48, 64)
+    with av.open(str(copy.path)) as stored:
+        assert stored.streams.video[0].codec_tag == "hvc1"

@@ -157,3 +157,37 @@ def test_tracker_memory_stays_bounded(video_service) -> None:
         assert len(outputs["non_cond_frame_outputs"]) <= window + 1
         assert len(outputs["cond_frame_outputs"]) == 1  # the prompted frame, always read
         assert all("high_res_masks" not in o for o in outputs["non_cond_frame_outputs"].values())
+
+
+def test_everything_follows_the_largest_named_objects_at_most_eight() -> None:
+    from models.result import ObjectResult
+    from models.video.job import pick_objects
+
+    def obj(label: str, area: int, named: bool) -> ObjectResult:
+        mask = np.zeros((10, 200), bool)
+        mask.flat[:area] = True
+        return ObjectResult(label, 0.5, (0, 0, 1, 1), mask, area, (0, 0, 0), named=named)
+
+    found = [obj("something?", 1000, False)] + [obj(f"toy{i}", 10 + i, True) for i in range(10)]
+    picked = pick_objects(found, "everything")
+    assert [o.label for o in picked] == [f"toy{i}" for i in range(9, 1, -1)]
+    unnamed = pick_objects([obj("something?", a, False) for a in (5, 50, 20)], "everything")
+    assert [o.area for o in unnamed] == [50, 20, 5]
+
+
+def test_overlay_is_a_phone_playable_mp4(tmp_path: Path) -> None:
+    from models.video.output import OverlayWriter
+
+    path = tmp_path / "overlay.mp4"
+    with OverlayWriter(path, (64, 48), 30.0) as writer:
+        for i in range(12):
+            writer.write(np.full((48, 64, 3), i * 20, np.uint8), i / 30)
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # index first: plays while loading
+    with av.open(str(path)) as container:
+        assert [s.type for s in container.streams] == ["video"]
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264" and stream.codec_context.profile == "High"
+        assert stream.format.name == "yuv420p" and stream.frames == 12
+    with pytest.raises(ValueError, match="even"):
+        OverlayWriter(tmp_path / "odd.mp4", (63, 48), 30.0)
