@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 
 import av
@@ -199,4 +200,39 @@ def test_tap_and_hear_and_find_it_on_a_paused_frame(app, web_server, new_page, c
     check(page, problems, "video-find-it-phone", shots)
     page.locator('[data-activity="watch"]').click()
     assert player.evaluate("v => v.controls")
+    assert page.errors == [] and problems == []
+
+
+def test_a_clip_this_browser_cannot_show_is_still_sent(app, web_server, new_page, tmp_path,
+                                                      screenshot_dir):
+    """HEVC (an iPhone's clips) plays on iOS but not in this Chromium: the page says so, offers
+    Find everything and Find by name (no taps without a picture), and the video is sent with
+    the things found on its first frame."""
+    hevc = make_clip(tmp_path / "iphone.mp4", codec="libx265")
+    shots = screenshot_dir / "video"
+    shots.mkdir(exist_ok=True)
+    base = web_server
+    page = new_page(PHONE)
+    sign_up(page, base, "parent@example.com")
+    page.set_input_files("#video-library", str(hevc))
+    caption = page.locator("[data-preview-caption]")
+    page.wait_for_function("() => document.querySelector('[data-preview-caption]')"
+                           ".textContent.includes('cannot show')")
+    assert "iphone.mp4" in caption.inner_text()
+    assert page.locator("[data-frame-picker]").is_hidden()
+    assert page.locator("[data-points-choice]").is_hidden()
+    assert page.locator("input[name=mode][value=everything]").is_checked()
+    problems = []
+    check(page, problems, "upload-hevc-phone", shots)
+    page.locator("[data-upload-form] button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/videos/\d+$"), timeout=60_000)
+    video_id = int(page.url.rsplit("/", 1)[1])
+    video = page.request.get(f"{base}/api/v1/videos/{video_id}").json()
+    assert (video["codec"], video["mode"], video["status"]) == ("hevc", "everything", "queued")
+    with app.app_context():
+        from app.db import Job
+        from app.extensions import db
+
+        params = json.loads(db.session.get(Job, video["job_id"]).params)
+    assert params["frame"] == 0 and params["points"] == []
     assert page.errors == [] and problems == []
