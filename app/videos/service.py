@@ -9,6 +9,7 @@ worker tracks the chosen objects through the clip.
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import logging
@@ -155,6 +156,26 @@ def _points(text: str | None, index: int | None,
     return taps, (frames.pop() if frames else index)
 
 
+#: A paused ``<video>`` reports the shown frame's own timestamp, give or take the rounding
+#: of its clock (microseconds in Chromium and Safari): a millisecond covers it at any frame
+#: rate a phone records (at 240 fps frames are 4 ms apart).
+TIME_TOLERANCE_S = 1e-3
+
+
+def frame_index_at(clip: Path, time_s: float) -> int:
+    """Index of the frame shown ``time_s`` seconds into ``clip``: the last frame whose time
+    (from the packets' timestamps, ``models.video.track.frame_times``: no decoding, right for
+    variable frame rates) is at most ``time_s`` (+ ``TIME_TOLERANCE_S``); 0 before the first.
+
+    Raises:
+        models.video.errors.VideoError: the clip cannot be read.
+    """
+    from models.video.track import frame_times
+
+    times = frame_times(clip)
+    return max(0, bisect.bisect_right(times, time_s + TIME_TOLERANCE_S) - 1)
+
+
 def resolve_prompt(prompt: VideoPrompt, info: Any, clip: Path) -> dict[str, Any]:
     """The job's params for ``prompt`` on the stored clip: ``{"frame", "points",
     "max_duration_s"}`` (``models.video.job``), the frame an index into the clip, the points
@@ -173,8 +194,6 @@ def resolve_prompt(prompt: VideoPrompt, info: Any, clip: Path) -> dict[str, Any]
     if prompt.time_s is not None:
         if prompt.time_s > info.duration_s:
             raise VideoPromptError(f"The clip is only {info.duration_s:.1f} s long.")
-        from models.video.io import frame_index_at
-
         frame = frame_index_at(clip, prompt.time_s)
     else:
         frame = prompt.frame or 0

@@ -211,3 +211,26 @@ def test_no_js_form_takes_a_video_and_opens_its_page(client, auth, clip):
                                      "video": (io.BytesIO(photo_bytes()), "clip.mp4")})
     assert refused.status_code == 400
     assert "This is a still picture, not a video." in refused.get_data(as_text=True)
+
+
+def test_the_paused_time_picks_the_frame_shown_also_at_a_variable_frame_rate(app, client, auth,
+                                                                            tmp_path):
+    """The page sends the paused <video>'s currentTime; the job gets the frame shown then,
+    from the clip's timestamps (a phone slows its frame rate in dim light)."""
+    times = [0.0, 0.1, 0.2, 0.5, 0.9, 1.0, 1.4]
+    frames = [np.full((48, 64, 3), 40 * i, dtype=np.uint8) for i in range(len(times))]
+    data = _written(tmp_path, "vfr.mp4", frames=frames, times=times)
+    auth.register()
+    app.config["MAX_PENDING_JOBS"] = 20
+    for time_s, frame in ((0.0, 0), (0.1, 1), (0.45, 2), (0.5, 3), (0.99, 4), (1.39, 5),
+                          (1.4, 6)):
+        response = upload_video(client, auth, data, mode="point", time_s=time_s,
+                                points="[[10, 20]]")
+        assert response.status_code == 202, response.get_json()
+        with app.app_context():
+            params = json.loads(db.session.get(Job, response.get_json()["job_id"]).params)
+        assert (params["frame"], params["points"]) == (frame, [[10.0, 20.0]]), time_s
+    grounded = upload_video(client, auth, data, mode="grounded", prompt="dog", time_s="0.95")
+    with app.app_context():
+        assert json.loads(db.session.get(Job, grounded.get_json()["job_id"]).params)[
+            "frame"] == 4

@@ -1,7 +1,10 @@
-"""Videos in real Chromium at phone and tablet size: progress while a job runs (frames done /
-total, the first masks) and the finished video's page after a real job (small random-weight
-SAM 2 video model); Tap & hear and Find it! on a paused frame with that frame's masks. Every
-page: axe clean, 48 px targets, no script errors, screenshots in test-artifacts/video/."""
+"""Videos in real Chromium at phone and tablet size: a clip made from a shared photo is chosen
+on the upload page, an object tapped on a paused frame, the job done by a real worker (small
+random-weight SAM 2 video model), the overlay video and JSON checked, the library's play
+badge and another account's 404; progress while a job runs (frames done / total, the first
+masks); Tap & hear and Find it! on a paused frame with that frame's masks; a clip the browser
+cannot show still sent. Every page: axe clean, 48 px targets, no script errors, screenshots in
+test-artifacts/video/."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from PIL import Image
 from werkzeug.serving import make_server
 
 from app.queue.database import DatabaseJobSource
+from models.segment.rle import rle_to_mask
 from tests.browser.conftest import (
     PHONE,
     TABLET,
@@ -77,6 +81,90 @@ def inside(mask: np.ndarray) -> tuple[int, int]:
     ys, xs = np.nonzero(mask)
     i = len(xs) // 2
     return int(xs[i]), int(ys[i])
+
+
+def test_a_video_is_filmed_tapped_followed_and_played_back(app, video_server, new_page, clip,
+                                                          screenshot_dir):
+    base, problems = video_server, []
+    shots = screenshot_dir / "video"
+    shots.mkdir(exist_ok=True)
+    page = new_page(PHONE)
+    sign_up(page, base, "parent@example.com")
+
+    page.set_input_files("#video-library", str(clip))
+    page.wait_for_selector("[data-frame-picker].is-ready")
+    assert page.locator("#mode-point").is_checked()  # a video: tap what to follow
+    layer = page.locator("[data-tap-layer]")
+    box = layer.bounding_box()
+    layer.tap(position={"x": box["width"] * 0.5, "y": box["height"] * 0.55})
+    assert page.locator(".tap-dot").count() == 1
+    check(page, problems, "upload-video-phone", shots)
+    page.set_viewport_size(TABLET)
+    check(page, problems, "upload-video-tablet", shots, axe=False)
+    page.set_viewport_size(PHONE)
+
+    page.locator("[data-upload-form] button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/videos/\d+$"), timeout=60_000)
+    video_id = int(page.url.rsplit("/", 1)[1])
+    page.wait_for_selector("[data-video-result]", timeout=180_000)  # the worker is done
+    page.wait_for_selector("[data-video-result][data-masks=ready]")
+    video = page.request.get(f"{base}/api/v1/videos/{video_id}").json()
+    assert video["status"] == "done" and video["mode"] == "point"
+    assert len(video["objects"]) == 1
+
+    # The overlay plays inline and decodes with the clip's frames and size.
+    player = page.locator('[data-video-result] video[data-slot="video"]')
+    for attribute in ("playsinline", "muted", "controls"):
+        assert player.evaluate(f"v => v.hasAttribute('{attribute}')"), attribute
+    assert player.get_attribute("poster") == video["overlay_poster_url"]
+    page.wait_for_function("() => document.querySelector('[data-slot=video]').readyState >= 1")
+    assert player.evaluate("v => [v.videoWidth, v.videoHeight]") == list(SIZE)
+    assert decoded(page.request.get(base + video["overlay_url"]).body()) == (FRAMES, SIZE)
+    doc = page.request.get(base + video["json_url"]).json()
+    assert len(doc["frames"]) == FRAMES
+    masks = {}
+    for frame in doc["frames"]:
+        for entry in frame["objects"]:
+            if not entry.get("absent"):
+                mask = rle_to_mask(entry["mask"])
+                assert mask.shape == SIZE[::-1] and int(mask.sum()) == entry["area"]
+                masks.setdefault(frame["frame_index"], (frame["time_s"], mask))
+    check(page, problems, "filmed-done-phone", shots)
+    page.set_viewport_size(TABLET)
+    check(page, problems, "filmed-done-tablet", shots, axe=False)
+    page.set_viewport_size(PHONE)
+
+    # Tap & hear on a paused frame where the object is: its name is said.
+    page.locator('[data-activity="hear"]').click()
+    assert player.evaluate("v => v.paused && !v.controls")
+    if masks:  # random weights may lose the object on every frame
+        index, (time_s, mask) = next(iter(masks.items()))
+        player.evaluate(f"v => {{ v.currentTime = {time_s + 0.01}; }}")
+        page.wait_for_selector(f"[data-video-result][data-frame='{index}']")
+        x, y = inside(mask)
+        stage = player.bounding_box()
+        player.tap(position={"x": x / SIZE[0] * stage["width"],
+                             "y": y / SIZE[1] * stage["height"]}, force=True)
+        label = video["objects"][0]["label"]
+        expected = label if video["objects"][0]["named"] else "not sure"
+        page.wait_for_function("() => window.__spoken.length > 0")
+        assert any(expected in text for text in spoken(page)), spoken(page)
+        check(page, problems, "filmed-tap-and-hear-phone", shots)
+    page.locator('[data-activity="watch"]').click()
+    assert player.evaluate("v => v.controls")
+
+    page.goto(f"{base}/library")
+    card = page.locator(f'.photo-card:has(a[href="/videos/{video_id}"])')
+    assert card.locator(".play-badge").inner_text().strip() == "0:02"
+    check(page, problems, "library-video-phone", shots)
+    assert page.errors == []
+
+    stranger = new_page(PHONE)
+    sign_up(stranger, base, "stranger@example.com")
+    for url in (f"/videos/{video_id}", video["overlay_url"], video["json_url"],
+                video["clip_url"], f"/api/v1/videos/{video_id}"):
+        assert stranger.request.get(base + url).status == 404, url
+    assert problems == []
 
 
 def test_progress_shows_frames_done_and_the_first_masks(app, web_server, new_page, clip,
