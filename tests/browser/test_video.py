@@ -67,6 +67,7 @@ def check(page, problems: list[str], name: str, shots, *, axe: bool = True) -> N
         problems += [f"{name}: {v}" for v in serious_violations(page)]
     problems += [f"{name}: small {t}" for t in small_touch_targets(page)]
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"{name}-screen.png"))  # what the screen shows
 
 
 def decoded(data: bytes) -> tuple[int, tuple[int, int]]:
