@@ -325,3 +325,33 @@ def test_a_clip_this_browser_cannot_show_is_still_sent(app, web_server, new_page
         params = json.loads(db.session.get(Job, video["job_id"]).params)
     assert params["frame"] == 0 and params["points"] == []
     assert page.errors == [] and problems == []
+
+
+def test_a_phone_held_upright_is_tapped_in_the_picture_as_shown(app, web_server, new_page,
+                                                               tmp_path):
+    """A clip recorded with a rotation (a phone held upright: landscape pixels, turned for
+    display) is shown upright in the page, and a tap near its bottom reaches the job in the
+    same upright pixels the worker uses."""
+    upright = make_clip(tmp_path / "upright.mp4", size=(320, 240), rotation=90)
+    base = web_server
+    page = new_page(PHONE)
+    sign_up(page, base, "parent@example.com")
+    page.set_input_files("#video-library", str(upright))
+    page.wait_for_selector("[data-frame-picker].is-ready")
+    assert page.locator("[data-preview-video]").evaluate(
+        "v => [v.videoWidth, v.videoHeight]") == [240, 320]
+    layer = page.locator("[data-tap-layer]")
+    box = layer.bounding_box()
+    assert box["height"] > box["width"]  # shown upright
+    layer.tap(position={"x": box["width"] * 0.5, "y": box["height"] * 0.9})
+    page.locator("[data-upload-form] button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/videos/\d+$"), timeout=60_000)
+    video = page.request.get(f"{base}/api/v1/videos/{page.url.rsplit('/', 1)[1]}").json()
+    assert (video["width"], video["height"]) == (240, 320)
+    with app.app_context():
+        from app.db import Job
+        from app.extensions import db
+
+        [[x, y]] = json.loads(db.session.get(Job, video["job_id"]).params)["points"]
+    assert abs(x - 120) < 3 and abs(y - 288) < 3
+    assert page.errors == []
