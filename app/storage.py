@@ -284,6 +284,29 @@ class S3Storage:
             return False
         return True
 
+    def size(self, key: str) -> int:
+        """Return the size of the object ``key`` in bytes (one HEAD request).
+
+        Raises:
+            FileNotFoundError: no such object. StorageError: the bucket could not be reached.
+        """
+        return int(self._call("look up", key, "head_object", Key=self._key(key))[
+            "ContentLength"])
+
+    def read_range(self, key: str, start: int, stop: int) -> bytes:
+        """Return bytes ``start`` to ``stop`` (exclusive) of the object ``key`` (a ranged GET:
+        a video player asks for a clip piece by piece, and only that piece is fetched).
+
+        Raises:
+            FileNotFoundError: no such object. StorageError: the bucket could not be read.
+        """
+        body = self._call("read", key, "get_object", Key=self._key(key),
+                          Range=f"bytes={start}-{stop - 1}")["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
+
     def send_source(self, key: str) -> BinaryIO:
         """Return the object ``key`` as an in-memory stream (photos are a few MB at most), so
         the response has a Content-Length.

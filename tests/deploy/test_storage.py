@@ -142,6 +142,11 @@ def test_app_keeps_videos_in_the_bucket_and_a_worker_reads_them(make_app, s3_con
     stored = parent.client.get(video["clip_url"]).data
     part = parent.client.get(video["clip_url"], headers={"Range": "bytes=100-199"})
     assert part.status_code == 206 and part.data == stored[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(stored)}"
+    tail = parent.client.get(video["clip_url"], headers={"Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.data == stored[-50:]
+    past = parent.client.get(video["clip_url"], headers={"Range": f"bytes={len(stored)}-"})
+    assert past.status_code == 416
     assert Parent(app, "other@example.com").client.get(video["clip_url"]).status_code == 404
     source = DatabaseJobSource(app)
     request = source.claim()  # the worker's local copy, downloaded from the bucket
