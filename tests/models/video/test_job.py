@@ -62,7 +62,7 @@ def video_service(video_service_config, service) -> InferenceService:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """1.5 s at 24 fps, 198x150 (an odd-width clip: the overlay must be even), a pan."""
+    """1.5 s at 24 fps, 198x150, a pan and a slight tilt across bears.jpg."""
     path = tmp_path_factory.mktemp("clip") / "bears.mp4"
     pan_clip(path, open_photo("bears.jpg"), size=(198, 150), seconds=1.5, fps=24.0,
              velocity=(40.0, 10.0))  # fmt: skip
