@@ -228,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{clip.name}: ours {o['total_s']:.1f} s end to end for {o['frames']} frames "
               f"({seconds:g} s), tracking {o['track_s']:.1f} s (~{per_frame:.2f} s per "
               f"processed frame at {o['work_size']} px, {o['video_fps']:g}/s), decode "
-              f"{o['decode_s']:.1f} s, draw+encode {o['emit_s']:.1f} s, first masks "
-              f"{o['first_masks_s']:.2f} s, peak RSS {o['peak_rss_mb']:.0f} MiB, object drawn "
-              f"on {o.get('drawn', 0)} frames; load {row['load_before']} -> "
+              f"{o['decode_s']:.1f} s, waiting for drawing+encoding {o['emit_s']:.1f} s, first "
+              f"masks {o['first_masks_s']:.2f} s, peak RSS {o['peak_rss_mb']:.0f} MiB, object "
+              f"drawn on {o.get('drawn', 0)} frames; load {row['load_before']} -> "
               f"{row['load_after_ours']}")  # fmt: skip
         if clip_size[0] <= 1920 and args.reference_frames > 0:
             ref = reference(clip, model, args.reference_frames, args.threads)
