@@ -2,7 +2,7 @@
 photos, ours (the worker's video job) against the reference in the same run.
 
     python -m bench.video [--seconds 10] [--size 1280x720] [--reference-frames 6]
-                          [--threads N] [--photos DIR] [--clip-4k]
+                          [--threads N] [--photos DIR] [--clip-4k] [--weights DIR]
 
 Ours: ``models.video.job.run_video_job`` as the worker runs it (SAM 2.1 hiera-tiny at
 ``VIDEO_WORK_SIZE``, ``VIDEO_FPS`` processed frames per second, masks carried between, overlay
@@ -23,6 +23,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=Path, default=PHOTOS)
     parser.add_argument("--clip-4k", action="store_true",
                         help="also a 15-s 3840x2160 pan (peak RSS of the worst clip allowed)")
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="a Sam2VideoModel checkpoint directory to use (unverified)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -201,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     size = tuple(int(v) for v in args.size.split("x"))
     workdir = Path(tempfile.mkdtemp(prefix="bench-video-"))
     try:
-        model, status = resolve_sam2_video(ServiceConfig.from_env(os.environ))
-        model = str(model)
+        if args.weights is not None:
+            model, status = str(args.weights), "given"
+        else:
+            found, status = resolve_sam2_video(ServiceConfig.from_env(os.environ))
+            model = str(found)
     except ModelError:
         model, status = str(random_sam2_dir(workdir / "sam2.1-hiera-tiny-random")), "random"
     print(f"SAM 2 video weights: {status}; CPUs {os.cpu_count()}; torch threads "
@@ -222,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{clip.name}: ours {o['total_s']:.1f} s end to end for {o['frames']} frames "
               f"({seconds:g} s), tracking {o['track_s']:.1f} s (~{per_frame:.2f} s per "
               f"processed frame at {o['work_size']} px, {o['video_fps']:g}/s), decode "
-              f"{o['decode_s']:.1f} s, draw+encode {o['emit_s']:.1f} s, first masks "
-              f"{o['first_masks_s']:.2f} s, peak RSS {o['peak_rss_mb']:.0f} MiB, object drawn "
-              f"on {o.get('drawn', 0)} frames; load {row['load_before']} -> "
+              f"{o['decode_s']:.1f} s, waiting for drawing+encoding {o['emit_s']:.1f} s, first "
+              f"masks {o['first_masks_s']:.2f} s, peak RSS {o['peak_rss_mb']:.0f} MiB, object "
+              f"drawn on {o.get('drawn', 0)} frames; load {row['load_before']} -> "
               f"{row['load_after_ours']}")  # fmt: skip
         if clip_size[0] <= 1920 and args.reference_frames > 0:
             ref = reference(clip, model, args.reference_frames, args.threads)
@@ -240,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['speedup_clip']:.1f}x end to end; load {row['load_after_reference']}")
         rows.append(row)
     print(json.dumps({"weights": status, "rows": rows}))
+    shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -62,7 +62,7 @@ def video_service(video_service_config, service) -> InferenceService:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """1.5 s at 24 fps, 198x150 (an odd-width clip: the overlay must be even), a pan."""
+    """1.5 s at 24 fps, 198x150, a pan and a slight tilt across bears.jpg."""
     path = tmp_path_factory.mktemp("clip") / "bears.mp4"
     pan_clip(path, open_photo("bears.jpg"), size=(198, 150), seconds=1.5, fps=24.0,
              velocity=(40.0, 10.0))  # fmt: skip
@@ -191,3 +191,23 @@ def test_overlay_is_a_phone_playable_mp4(tmp_path: Path) -> None:
         assert stream.format.name == "yuv420p" and stream.frames == 12
     with pytest.raises(ValueError, match="even"):
         OverlayWriter(tmp_path / "odd.mp4", (63, 48), 30.0)
+
+
+def test_a_drawing_fault_fails_the_job_and_leaves_no_file(
+    video_service, clip: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import models.video.job as video_job
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no ink")
+
+    monkeypatch.setattr(video_job, "draw_frame", broken)
+    made: list[Path] = []
+    real_mkdtemp = video_job.tempfile.mkdtemp
+    monkeypatch.setattr(video_job.tempfile, "mkdtemp",
+                        lambda **kw: made.append(Path(real_mkdtemp(**kw))) or str(made[-1]))
+    source = VideoSource([_video_job(clip, "point", {"points": [[0, 60, 70]]})], tmp_path)
+    assert process_one(source, video_service)
+    assert source.failed["v1"] == (
+        "Internal error while tracking the video: RuntimeError: no ink")
+    assert not source.completed and made and not made[0].exists()
