@@ -23,6 +23,7 @@ from app.queue.database import DatabaseJobSource
 from models.segment.rle import rle_to_mask
 from tests.browser.conftest import (
     PHONE,
+    PHONE_LANDSCAPE,
     TABLET,
     serious_violations,
     sign_up,
@@ -252,6 +253,8 @@ def test_tap_and_hear_and_find_it_on_a_paused_frame(app, web_server, new_page, c
     check(page, problems, "video-done-phone", shots)
     page.set_viewport_size(TABLET)
     check(page, problems, "video-done-tablet", shots, axe=False)
+    page.set_viewport_size(PHONE_LANDSCAPE)
+    check(page, problems, "video-done-phone-landscape", shots)
     page.set_viewport_size(PHONE)
 
     def tap(x: float, y: float) -> None:
