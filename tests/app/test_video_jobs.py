@@ -54,12 +54,24 @@ def test_a_tapped_object_is_followed_and_the_result_served(app, client, auth, cl
                                                           video_service, make_client):
     auth.register()
     ids = upload_video(client, auth, clip, mode="point", points="[[0, 160, 120]]").get_json()
-    source = DatabaseJobSource(app)
+    seen = []  # what the page's poll would see after each progress report
+
+    class Watched(DatabaseJobSource):
+        def progress(self, job_id, fraction, stage):
+            super().progress(job_id, fraction, stage)
+            job = client.get(f"/api/v1/jobs/{job_id}").get_json()
+            seen.append((job["frames_done"], job["frames_total"]))
+
+    source = Watched(app)
     assert process_one(source, video_service) is True
     assert source._clips == {}  # the worker's copy of the clip is gone
+    counted = [done for done, total in seen if total]
+    assert counted == sorted(counted) and len(counted) >= 5  # frame 1 of 10, 2 of 10, ...
 
     job = client.get(f"/api/v1/jobs/{ids['job_id']}").get_json()
     assert job["status"] == "done" and job["error"] is None and job["progress"] == 1.0
+    # 2 s at VIDEO_FPS 5: about 10 frames tracked, counted up to all of them
+    assert 8 <= job["frames_total"] <= 12 and job["frames_done"] == job["frames_total"]
     video = client.get(f"/api/v1/videos/{ids['video_id']}").get_json()
     assert video["status"] == "done" and video["weights"]["sam2_video"] == "unverified"
     assert len(video["objects"]) == 1 and video["objects"][0]["color"].startswith("#")
