@@ -22,7 +22,7 @@ from models.video.errors import VideoError
 @login_required
 def create_video():
     """Store an uploaded clip (multipart ``video``) with what to follow in it (``mode``
-    points|grounded|everything, ``prompt``, ``points`` ``[[frame, x, y], ...]``, ``frame`` or
+    point|grounded|everything, ``prompt``, ``points`` ``[[frame, x, y], ...]``, ``frame`` or
     ``time_s``) and queue its tracking; answers 202 ``{"video_id", "job_id"}`` at once."""
     upload = chosen_upload("video")
     if upload is None:

@@ -57,7 +57,7 @@ class VideoPrompt:
             gives it.
         time_s: seconds into the clip of the frame the prompt is on (the page's paused
             ``<video>``), or None.
-        points: point prompts ``(x, y)`` in pixels of that frame as displayed (points mode).
+        points: point prompts ``(x, y)`` in pixels of that frame as displayed ("point" mode).
     """
 
     mode: str
