@@ -31,6 +31,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ext.db.init_app(app)
     ext.migrate.init_app(app, ext.db, directory=str(ROOT / "migrations"),
                          render_as_batch=True)  # SQLite needs batch mode for ALTER TABLE
+    from app.videos.blueprint import raise_upload_limit
+
+    app.before_request(raise_upload_limit)  # first: the CSRF check below reads the form
     ext.csrf.init_app(app)
     ext.login_manager.init_app(app)
 
@@ -48,9 +51,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["photo_storage"] = make_storage(app.config)
     app.extensions["job_queue"] = make_queue(app.config)
 
-    from app import admin, api, auth, cli, health, photos
+    from app import admin, api, auth, cli, health, photos, videos
 
-    for package in (auth, photos, admin, api, health):
+    for package in (auth, photos, videos, admin, api, health):
         app.register_blueprint(package.bp)
     _template_globals(app)
     errors.register(app)

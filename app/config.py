@@ -11,6 +11,11 @@ from models.config import ServiceConfig
 
 #: Largest upload accepted, in bytes (a 12-megapixel phone JPEG is 3-8 MB; HEIC less).
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: Longest video accepted, in seconds.
+DEFAULT_MAX_VIDEO_S = 15.0
+#: Largest video upload accepted, in MiB: 15 s of the largest phone video (4K at 60 frames per
+#: second, HEVC at ~50 Mbit/s, or H.264 at ~50 Mbit/s for 4K at 30) is 90-95 MiB.
+DEFAULT_MAX_VIDEO_MB = 100.0
 
 
 def database_url(environ: Mapping[str, str], instance_path: Path) -> str:
@@ -87,21 +92,27 @@ def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> di
     """Build the Flask config mapping from environment variables.
 
     Variables: SECRET_KEY, DATABASE_URL, STORAGE_DIR, MODEL_DIR, MOBILE_SAM_CHECKPOINT,
-    GROUNDING_DINO_MODEL, MAX_UPLOAD_MB, APP_ENV (``production`` enables secure cookies and
-    requires SECRET_KEY), REDIS_URL (the Redis queue instead of the database one),
-    JOB_TIMEOUT_S, WORKER_HEARTBEAT_S, S3_* (see :func:`s3_settings`).
+    GROUNDING_DINO_MODEL, MAX_UPLOAD_MB (photos), MAX_VIDEO_MB and MAX_VIDEO_S (videos),
+    APP_ENV (``production`` enables secure cookies and requires SECRET_KEY), REDIS_URL (the
+    Redis queue instead of the database one), JOB_TIMEOUT_S, WORKER_HEARTBEAT_S, S3_* (see
+    :func:`s3_settings`).
     """
     production = environ.get("APP_ENV", environ.get("FLASK_ENV", "")).lower() == "production"
     redis_verify = environ.get("REDIS_TLS_VERIFY", "").lower() in ("1", "true", "yes")
     ratelimit_storage = (environ.get("RATELIMIT_STORAGE_URI") or environ.get("REDIS_URL")
                          or "memory://")
     max_mb = float(environ.get("MAX_UPLOAD_MB", DEFAULT_MAX_UPLOAD_BYTES / 2**20))
+    max_video_mb = float(environ.get("MAX_VIDEO_MB", DEFAULT_MAX_VIDEO_MB))
     return {
         "SECRET_KEY": _secret_key(environ, instance_path, production),
         "SQLALCHEMY_DATABASE_URI": database_url(environ, instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "STORAGE_DIR": environ.get("STORAGE_DIR", str(instance_path / "storage")),
+        # The request size limit of every route; the video uploads raise it to
+        # MAX_VIDEO_BYTES for their own requests (``request.max_content_length``).
         "MAX_CONTENT_LENGTH": int(max_mb * 2**20),
+        "MAX_VIDEO_BYTES": int(max_video_mb * 2**20),
+        "MAX_VIDEO_S": float(environ.get("MAX_VIDEO_S", DEFAULT_MAX_VIDEO_S)),
         "MAX_STORED_SIDE": int(environ.get("MAX_STORED_SIDE", "4096")),
         "INFERENCE": ServiceConfig.from_env(environ),
         "PRODUCTION": production,

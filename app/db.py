@@ -19,6 +19,13 @@ from app.extensions import db
 
 #: Photo and job states, in the order a job moves through them.
 STATUSES = ("queued", "running", "done", "failed")
+#: What a library item is: a still photo, or a short video clip (``Photo.kind``).
+ITEM_KINDS = ("photo", "video")
+#: Job kinds that are an item's own analysis (its status follows theirs): a photo's
+#: "analyse", a video's "video" (tracking through the clip).
+ANALYSIS_KINDS = ("analyse", "video")
+#: Job kinds that ask again about a photo already analysed (its status is left alone).
+REPROMPT_KINDS = ("point", "words")
 
 
 def utcnow() -> datetime:
@@ -72,7 +79,14 @@ class User(UserMixin, db.Model):
 
 
 class Photo(db.Model):
-    """One uploaded photo, stored normalised (EXIF orientation applied, metadata stripped)."""
+    """One item of a family's library: an uploaded photo, stored normalised (EXIF orientation
+    applied, metadata stripped), or (``kind`` "video") a short clip, stored as its video
+    stream only (no audio, no metadata; ``models.video.clean_copy``).
+
+    Photos and videos share this table so that the library, favourites, words, objects, jobs,
+    ownership checks and deletion are one code path and the library one query; the columns
+    that only a video has (``duration_s``, ``fps``, ``frame_count``, ``codec``) are None for a
+    photo."""
 
     __tablename__ = "photos"
     __table_args__ = {"sqlite_autoincrement": True}  # ids never reused (as PostgreSQL)
@@ -88,6 +102,14 @@ class Photo(db.Model):
     weights: Mapped[str | None] = mapped_column(Text)  # JSON: {"mobile_sam": "official", ...}
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     favourite: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # "photo" or "video" (ITEM_KINDS). A video's width/height are its frames' as displayed
+    # (rotation applied), in pixels; its length in seconds, average frame rate (frames per
+    # second), number of frames and codec name (FFmpeg's: "h264", "hevc", "vp9", ...).
+    kind: Mapped[str] = mapped_column(String(8), default="photo", server_default="photo")
+    duration_s: Mapped[float | None]
+    fps: Mapped[float | None]
+    frame_count: Mapped[int | None]
+    codec: Mapped[str | None] = mapped_column(String(16))
 
     user: Mapped[User] = relationship(back_populates="photos")
     words: Mapped[list[PhotoWord]] = relationship(
@@ -105,9 +127,15 @@ class Photo(db.Model):
 
     @property
     def job(self) -> Job | None:
-        """The photo's most recent analysis job (re-prompt jobs such as taps are not counted)."""
-        analyses = [job for job in self.jobs if job.kind == "analyse"]
+        """The item's most recent own analysis job (a photo's "analyse", a video's "video";
+        re-prompt jobs such as taps are not counted)."""
+        analyses = [job for job in self.jobs if job.kind in ANALYSIS_KINDS]
         return analyses[-1] if analyses else None
+
+    @property
+    def is_video(self) -> bool:
+        """True for a video clip, False for a still photo."""
+        return self.kind == "video"
 
     @property
     def storage_prefix(self) -> str:
@@ -176,10 +204,16 @@ class Job(db.Model):
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
-    # "analyse" (the photo's own analysis), or a re-prompt on its cached image embedding:
-    # "point" (params {"x", "y"} photo pixels) or "words" (params {"prompt"}).
+    # "analyse" (the photo's own analysis), "video" (a video's: its objects tracked through
+    # the clip; params {"frame", "points", "max_duration_s"}), or a re-prompt on a photo's
+    # cached image embedding: "point" (params {"x", "y"} photo pixels) or "words" (params
+    # {"prompt"}).
     kind: Mapped[str] = mapped_column(String(16), default="analyse", server_default="analyse")
     params: Mapped[str | None] = mapped_column(Text)  # JSON
+    # A video job's progress in frames (as the worker counts them: frames tracked so far and
+    # in all), None until tracking starts and for other kinds.
+    frames_done: Mapped[int | None]
+    frames_total: Mapped[int | None]
     # A re-prompt's result: JSON of models.result.AnalysisResult.to_json (None for analyses,
     # whose objects are rows and whose JSON is a file of the photo).
     result: Mapped[str | None] = mapped_column(Text)

@@ -14,7 +14,7 @@ MESSAGES = {
     403: ("Not allowed", "You are not allowed to do that."),
     404: ("Not found", "We could not find that page or photo."),
     405: ("Not allowed", "That action is not possible here."),
-    413: ("Photo too large", "That file is too large. Please send a smaller photo."),
+    413: ("File too large", "That file is too large. Please send a smaller one."),
     415: ("Not a photo", "Please send a JPEG, PNG, WebP or HEIC photo."),
     429: ("Slow down", "Too many requests. Please wait a moment and try again."),
     500: ("Oops", "Something went wrong on our side. Please try again."),
@@ -50,6 +50,10 @@ def register(app: Flask) -> None:
         """Every HTTP error as a page or JSON; messages for the user, not the stack trace."""
         code = exc.code or 500
         message = None if code in MESSAGES else exc.description
+        if code == 413:
+            from app.videos.blueprint import too_large_message
+
+            message = too_large_message()
         return _respond(code, message)
 
     @app.errorhandler(Exception)

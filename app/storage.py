@@ -30,14 +30,25 @@ class Storage(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key`` (replacing it). Raises StorageError."""
 
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at ``path`` under ``key`` (a video: never read into memory whole).
+        Raises StorageError."""
+
     def get(self, key: str) -> bytes:
         """Return the bytes under ``key``. Raises FileNotFoundError, StorageError."""
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Write what is stored under ``key`` to the local file ``path`` (a worker's copy of
+        a video). Raises FileNotFoundError, StorageError."""
 
     def exists(self, key: str) -> bool:
         """Return True if something is stored under ``key``. Raises StorageError."""
 
     def send_source(self, key: str) -> Path | BinaryIO:
         """What ``flask.send_file`` serves for ``key``. Raises FileNotFoundError, StorageError."""
+
+    def delete(self, key: str) -> None:
+        """Delete the file ``key`` if it exists. Raises StorageError."""
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete everything under the directory ``prefix`` (e.g. ``u1/p2/``)."""
@@ -73,6 +84,22 @@ class LocalStorage:
         except OSError as exc:
             raise StorageError(f"could not store {key}: {exc.strerror or exc}") from exc
 
+    def put_file(self, key: str, path: Path) -> None:
+        """Copy the file at ``path`` under ``key`` atomically (temporary file, then rename).
+
+        Raises:
+            StorageError: the file could not be read or the disk refused the write.
+        """
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"could not store {key}: {exc.strerror or exc}") from exc
+
     def get(self, key: str) -> bytes:
         """Return the bytes stored under ``key``.
 
@@ -80,6 +107,20 @@ class LocalStorage:
             FileNotFoundError: nothing is stored under ``key``.
         """
         return self._path(key).read_bytes()
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Copy the file stored under ``key`` to ``path``.
+
+        Raises:
+            FileNotFoundError: nothing is stored under ``key``. StorageError: the copy failed.
+        """
+        source = self._path(key)
+        if not source.is_file():
+            raise FileNotFoundError(key)
+        try:
+            shutil.copyfile(source, path)
+        except OSError as exc:
+            raise StorageError(f"could not read {key}: {exc.strerror or exc}") from exc
 
     def exists(self, key: str) -> bool:
         """Return True if a file is stored under ``key``."""
@@ -100,6 +141,17 @@ class LocalStorage:
         if not path.is_file():
             raise FileNotFoundError(key)
         return path
+
+    def delete(self, key: str) -> None:
+        """Delete the file ``key`` if it exists.
+
+        Raises:
+            StorageError: the disk refused.
+        """
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"could not delete {key}: {exc.strerror or exc}") from exc
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every file whose key starts with the directory ``prefix`` (e.g. ``u1/p2/``)."""
@@ -184,6 +236,30 @@ class S3Storage:
         self._call("store", key, "put_object", Key=self._key(key), Body=data,
                    ContentType=content_type)
 
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload the file at ``path`` as the object ``key`` (boto3's managed transfer:
+        multipart for large files, never the whole file in memory).
+
+        Raises:
+            StorageError: the bucket refused the write or could not be reached.
+        """
+        from boto3.exceptions import Boto3Error
+
+        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        try:
+            self._call("store", key, "upload_file", Filename=str(path), Key=self._key(key),
+                       ExtraArgs={"ContentType": content_type})
+        except Boto3Error as exc:  # S3UploadFailedError wraps the server's refusal
+            raise StorageError(f"could not store {key}: {exc}") from exc
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Download the object ``key`` to the local file ``path`` (boto3's managed transfer).
+
+        Raises:
+            FileNotFoundError: no such object. StorageError: the bucket could not be read.
+        """
+        self._call("read", key, "download_file", Key=self._key(key), Filename=str(path))
+
     def get(self, key: str) -> bytes:
         """Return the bytes of the object ``key``.
 
@@ -208,6 +284,29 @@ class S3Storage:
             return False
         return True
 
+    def size(self, key: str) -> int:
+        """Return the size of the object ``key`` in bytes (one HEAD request).
+
+        Raises:
+            FileNotFoundError: no such object. StorageError: the bucket could not be reached.
+        """
+        return int(self._call("look up", key, "head_object", Key=self._key(key))[
+            "ContentLength"])
+
+    def read_range(self, key: str, start: int, stop: int) -> bytes:
+        """Return bytes ``start`` to ``stop`` (exclusive) of the object ``key`` (a ranged GET:
+        a video player asks for a clip piece by piece, and only that piece is fetched).
+
+        Raises:
+            FileNotFoundError: no such object. StorageError: the bucket could not be read.
+        """
+        body = self._call("read", key, "get_object", Key=self._key(key),
+                          Range=f"bytes={start}-{stop - 1}")["Body"]
+        try:
+            return body.read()
+        finally:
+            body.close()
+
     def send_source(self, key: str) -> BinaryIO:
         """Return the object ``key`` as an in-memory stream (photos are a few MB at most), so
         the response has a Content-Length.
@@ -216,6 +315,14 @@ class S3Storage:
             FileNotFoundError: no such object. StorageError: the bucket could not be read.
         """
         return io.BytesIO(self.get(key))
+
+    def delete(self, key: str) -> None:
+        """Delete the object ``key`` (nothing happens if there is none).
+
+        Raises:
+            StorageError: the bucket refused or could not be reached.
+        """
+        self._call("delete", key, "delete_object", Key=self._key(key))
 
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object under the directory ``prefix`` (list, then batch deletes of

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_GROUNDING_DINO_MODEL = "IDEA-Research/grounding-dino-tiny"
+DEFAULT_SAM2_VIDEO_MODEL = "facebook/sam2.1-hiera-tiny"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -41,6 +42,12 @@ class ServiceConfig:
             in bfloat16, outputs returned as float32) or "auto" (bfloat16 where the CPU
             multiplies bfloat16 natively, see :func:`models.runtime.precision.native_bfloat16`, else
             float32). MobileSAM's image encoder always runs in float32.
+        sam2_video_model: the video tracking model, a Hugging Face hub id or a local
+            directory (``SAM2_VIDEO_MODEL``; a ``Sam2VideoModel`` checkpoint).
+        video_fps: frames per second of video the tracker processes (``VIDEO_FPS``); masks
+            are carried to the frames between.
+        video_work_size: side of the square the tracker sees each processed frame at, px
+            (``VIDEO_WORK_SIZE``; a multiple of 32; the checkpoint's own is 1024).
     """
 
     model_dir: Path
@@ -50,16 +57,22 @@ class ServiceConfig:
     device: str = "cpu"
     num_threads: int | None = None
     precision: str = "auto"
+    sam2_video_model: str = DEFAULT_SAM2_VIDEO_MODEL
+    video_fps: float = 5.0
+    video_work_size: int = 512
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceConfig:
         """Build a config from ``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``, ``GROUNDING_DINO_MODEL``,
         ``ALLOW_UNVERIFIED_WEIGHTS``, ``MODEL_DEVICE``, ``MODEL_NUM_THREADS`` and
-        ``MODEL_PRECISION``.
+        ``MODEL_PRECISION``, and the video tracker's ``SAM2_VIDEO_MODEL``, ``VIDEO_FPS`` and
+        ``VIDEO_WORK_SIZE``.
 
         Raises:
             ValueError: ``MODEL_NUM_THREADS`` is not a positive integer, or
-                ``MODEL_PRECISION`` is not one of ``models.runtime.precision.PRECISIONS``.
+                ``MODEL_PRECISION`` is not one of ``models.runtime.precision.PRECISIONS``;
+                ``VIDEO_FPS`` is not a positive number; ``VIDEO_WORK_SIZE`` is not a
+                multiple of 32 from 256 to 1024.
         """
         from models.runtime.precision import PRECISIONS
 
@@ -79,6 +92,13 @@ class ServiceConfig:
             raise ValueError(
                 f"MODEL_PRECISION must be one of {', '.join(PRECISIONS)}, got {precision!r}"
             )
+        video_fps = float(environ.get("VIDEO_FPS") or 5.0)
+        if not 0 < video_fps <= 60:
+            raise ValueError(f"VIDEO_FPS must be a number of frames per second, got {video_fps}")
+        work_size = int(environ.get("VIDEO_WORK_SIZE") or 512)
+        if work_size % 32 or not 256 <= work_size <= 1024:
+            raise ValueError(f"VIDEO_WORK_SIZE must be a multiple of 32 from 256 to 1024, "
+                             f"got {work_size}")
         return cls(
             model_dir=model_dir,
             mobile_sam_checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
@@ -88,4 +108,7 @@ class ServiceConfig:
             device=environ.get("MODEL_DEVICE") or "cpu",
             num_threads=num_threads,
             precision=precision,
+            sam2_video_model=environ.get("SAM2_VIDEO_MODEL") or DEFAULT_SAM2_VIDEO_MODEL,
+            video_fps=video_fps,
+            video_work_size=work_size,
         )

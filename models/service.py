@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
@@ -74,6 +74,7 @@ class InferenceService:
         self.names_cache_size = 4
         self._names: OrderedDict[str, list[Detection]] = OrderedDict()
         self._detector_error: str | None = None
+        self._video_model: Any = None
         self._lock = threading.RLock()
 
     def load(self, modes: Iterable[str] = MODES) -> None:
@@ -307,6 +308,35 @@ class InferenceService:
             if self.segmenter is None:
                 self.load(("everything",))
             return embedding_file(self.segmenter.embed(photo, key).features)
+
+    def video_model(self) -> Any:
+        """The video tracking model (``models.video.sam2.load_video_model``: SAM 2.1
+        hiera-tiny at ``config.video_work_size``), loaded on first use and kept; its weights'
+        provenance goes in ``weights["sam2_video"]``.
+
+        Raises:
+            WeightsMissingError, WeightsUnverifiedError, ModelError: not loadable.
+        """
+        with self._lock:
+            if self._video_model is None:
+                from models.video.sam2 import load_video_model
+
+                skip_triton(self.config.device)
+                self._setup_torch()
+                self._video_model, self.weights["sam2_video"] = load_video_model(self.config)
+            return self._video_model
+
+    def name_masks(
+        self, image: Image.Image, boxes: Sequence[tuple[float, float, float, float]]
+    ) -> list[Name]:
+        """Names of objects given by their tight boxes (xyxy px of ``image``) as everything
+        mode names its masks: Grounding DINO's vocabulary detections on the whole picture
+        (``models.detect.naming``); all "something?" when it cannot be loaded."""
+        with self._lock:
+            import torch
+
+            with torch.inference_mode():
+                return self._names_for(upright(image), boxes, None, lambda f, s: None, {})
 
     def cached_keys(self) -> set[str]:
         """The photo keys (as given to :meth:`analyze`) that anything is cached for: image

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
@@ -41,16 +42,21 @@ class JobRequest:
             for its image embedding, detector features and names.
         kind: "analyse" (the photo's own analysis), or a re-prompt on the cached embedding:
             "point" (params {"x", "y"} photo pixels) or "words" (its ``phrases``).
-        params: a point re-prompt's ``{"x", "y"}``.
+        params: a point re-prompt's ``{"x", "y"}``; a "video" job's ``{"frame": chosen
+            frame, "points": [[x, y], ...] or [[frame, x, y], ...]}`` (see
+            ``models.video.job``).
+        video_path: a "video" job's clip, a local file (``image`` is then None and
+            ``mode`` is "point", "everything" or "grounded").
     """
 
     job_id: str
-    image: Image.Image
+    image: Image.Image | None
     mode: str
     phrases: list[str] | None
     key: str
     kind: str = "analyse"
     params: dict[str, Any] = field(default_factory=dict)
+    video_path: Path | None = None
 
 
 class JobSource(Protocol):
@@ -75,6 +81,8 @@ class JobSource(Protocol):
 
     # Optional: ``preview(job_id, png)`` stores a first picture of a running everything-mode
     # job (its masks, before the names; see :func:`process_one`). Sources without it get none.
+    # Video jobs (kind "video"): ``complete_video(job_id, result, overlay_mp4_path, json_bytes,
+    # poster_jpeg)`` and optional ``video_preview(job_id, png)``; see ``models.video.job``.
     # Optional: ``live_keys(keys) -> set[str]``, the cache keys among ``keys`` whose photo still
     # exists; on each claim the service forgets the others (a deleted photo's embedding,
     # features and names). Sources without it keep the service's caches as they are.
@@ -102,6 +110,9 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
         return False
     log.info("job %s: %s (%s) of %s", job.job_id, job.kind, job.mode, job.key)
     forget_deleted(source, service)
+    if job.kind == "video":
+        _process_video(job, source, service)
+        return True
 
     def report(fraction: float, stage: str) -> None:
         try:
@@ -138,6 +149,30 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
         return True
     log.info("job %s done: %d objects", job.job_id, len(result.objects))
     return True
+
+
+def _process_video(job: JobRequest, source: JobSource, service: InferenceService) -> None:
+    """Run a "video" job (``models.video.job.run_video_job``); never raises: a ``ModelError``
+    (a refused clip, a bad prompt, missing weights) fails the job with its sentence, any
+    other exception with "Internal error while tracking the video: <ExcType>: <msg>"."""
+
+    def report(fraction: float, stage: str) -> None:
+        try:
+            source.progress(job.job_id, fraction, stage)
+        except Exception:  # a missed progress update must not lose the job
+            log.warning("job %s: progress update failed", job.job_id, exc_info=True)
+
+    try:
+        from models.video.job import run_video_job
+
+        run_video_job(job, service, source, report)
+    except ModelError as exc:
+        log.info("job %s failed: %s", job.job_id, exc)
+        _fail(source, job.job_id, str(exc))
+    except Exception as exc:
+        log.exception("job %s: unexpected error", job.job_id)
+        _fail(source, job.job_id,
+              f"Internal error while tracking the video: {type(exc).__name__}: {exc}")
 
 
 def _run_job(

@@ -14,6 +14,9 @@ Fixtures (session-scoped):
     grounding_dino_dir: directory with a SMALL Grounding DINO (tiny Swin, tiny BERT, one
         encoder and decoder layer), its tokenizer and processor (``save_pretrained``).
     service_config: ``ServiceConfig`` pointing at both, ``allow_unverified_weights=True``.
+    sam2_video_dir: directory with a SMALL ``Sam2VideoModel`` (SAM 2.1 hiera-tiny's layout,
+        narrower: 16-channel first stage, one memory-attention layer), ``save_pretrained``.
+    video_service_config: ``service_config`` plus that video model, seen at 256 px.
 """
 
 from __future__ import annotations
@@ -130,6 +133,42 @@ def build_grounding_dino_dir(path: Path, seed: int = 0) -> Path:
         leftover.unlink()
     vocab_dir.rmdir()
     return path
+
+
+def build_sam2_video_dir(path: Path, seed: int = 0) -> Path:
+    """Write a small random-weight ``Sam2VideoModel`` to ``path`` (~20 MB): SAM 2.1
+    hiera-tiny's blocks and windows with a quarter of its channels, one memory-attention
+    layer, small MLPs. Loadable by ``models.video.sam2.load_sam2_video``."""
+    import torch
+    from transformers import Sam2VideoConfig, Sam2VideoModel
+
+    config = Sam2VideoConfig()
+    backbone = config.vision_config.backbone_config
+    backbone.hidden_size = 16
+    backbone.embed_dim_per_stage = [16, 32, 64, 128]
+    backbone.num_attention_heads_per_stage = [1, 1, 2, 2]
+    config.vision_config.backbone_channel_list = [128, 64, 32, 16]
+    config.memory_attention_num_layers = 1
+    config.memory_attention_feed_forward_hidden_size = 64
+    config.mask_decoder_config.mlp_dim = 64
+    config.mask_decoder_config.iou_head_hidden_dim = 32
+    torch.manual_seed(seed)
+    Sam2VideoModel(config).eval().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sam2_video_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of a small random-weight Sam2VideoModel (not the official weights)."""
+    return build_sam2_video_dir(tmp_path_factory.mktemp("sam2-video"))
+
+
+@pytest.fixture(scope="session")
+def video_service_config(service_config: ServiceConfig, sam2_video_dir: Path) -> ServiceConfig:
+    """``service_config`` with the small video model, tracking at 256 px."""
+    from dataclasses import replace
+
+    return replace(service_config, sam2_video_model=str(sam2_video_dir), video_work_size=256)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from flask_login import login_required
 
 from app.api.blueprint import bp
 from app.api.serializers import error, serialize_job, serialize_reprompt
+from app.db import REPROMPT_KINDS
 from app.files import reprompt_file
 from app.photos.service import own_job_or_404
 from app.storage import StorageError, storage
@@ -23,7 +24,7 @@ def reprompt_result(job_id: str):
     """A finished re-prompt's result (a tap's object, new words' objects); 409 while it is
     queued or running, 422 with the reason when it failed."""
     job = own_job_or_404(job_id)
-    if job.kind == "analyse":
+    if job.kind not in REPROMPT_KINDS:
         abort(404)
     if job.status == "failed":
         return error(422, job.error or "That did not work. Please try again.")

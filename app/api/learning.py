@@ -42,7 +42,9 @@ def tap_point(width: int, height: int, body: Any) -> tuple[float, float]:
 def _queued(photo_id: int, kind: str):
     """Queue a re-prompt of ``kind`` on the user's photo (its parameters from the JSON
     body); 202 with its URLs, or the error response."""
-    photo = own_photo_or_404(photo_id)  # first: another account's photo is 404, whatever else
+    # First: another account's photo is 404, whatever else; so is a video (its taps are
+    # answered on the page from its tracked masks).
+    photo = own_photo_or_404(photo_id, kind="photo")
     body = request.get_json(silent=True)
     try:
         if kind == "point":

@@ -45,28 +45,28 @@ def create_photo():
 @login_required
 def list_photos():
     """The user's photos, newest first."""
-    return jsonify(photos=[serialize_photo(p) for p in user_photos()])
+    return jsonify(photos=[serialize_photo(p) for p in user_photos(kind="photo")])
 
 
 @bp.get("/photos/<int:photo_id>")
 @login_required
 def get_photo(photo_id: int):
     """One photo with its objects."""
-    return jsonify(serialize_photo(own_photo_or_404(photo_id)))
+    return jsonify(serialize_photo(own_photo_or_404(photo_id, kind="photo")))
 
 
 @bp.delete("/photos/<int:photo_id>")
 @login_required
 def remove_photo(photo_id: int):
     """Delete a photo and its files."""
-    delete_photo(own_photo_or_404(photo_id))
+    delete_photo(own_photo_or_404(photo_id, kind="photo"))
     return "", 204
 
 
 @bp.put("/photos/<int:photo_id>/favourite")
 @login_required
 def favourite(photo_id: int):
-    """Set or clear the photo's favourite flag: ``{"favourite": true|false}``."""
+    """Set or clear a photo's or video's favourite flag: ``{"favourite": true|false}``."""
     photo = own_photo_or_404(photo_id)
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("favourite"), bool):

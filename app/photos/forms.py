@@ -4,6 +4,7 @@ settings; and reading an uploaded file from the request."""
 from flask import request
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
 from wtforms import BooleanField, FloatField, RadioField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
@@ -13,6 +14,14 @@ from app.photos.words import MAX_WORD
 #: Speech rates offered (SpeechSynthesisUtterance.rate: 1 is the voice's normal speed;
 #: below about 0.5 words break up, above 1.5 they run together for a young listener).
 MIN_RATE, MAX_RATE, DEFAULT_RATE = 0.5, 1.5, 0.9
+
+
+def chosen_upload(field: str) -> FileStorage | None:
+    """The first file sent under ``field`` that was actually chosen (not read), or None."""
+    for upload in request.files.getlist(field):
+        if upload.filename:
+            return upload
+    return None
 
 
 def chosen_file(field: str) -> bytes | None:
@@ -28,7 +37,8 @@ def chosen_file(field: str) -> bytes | None:
 
 
 class UploadForm(FlaskForm):
-    """A photo and what to look for in it."""
+    """A photo or a video, and what to look for in it (a video: followed from its first
+    frame; tapping what to follow needs the page's script and the API)."""
 
     mode = RadioField("What should we look for?", default="everything", choices=[
         SelectChoice("everything", "Find everything"), SelectChoice("grounded", "Find by name")])
@@ -36,6 +46,7 @@ class UploadForm(FlaskForm):
                          render_kw={"placeholder": "cat, ball", "autocomplete": "off"})
     # Checked in the view: two inputs share this name (camera and photo library).
     image = FileField("Photo", render_kw={"accept": "image/*", "capture": "environment"})
+    video = FileField("Video", render_kw={"accept": "video/*", "capture": "environment"})
     submit = SubmitField("Find the objects")
 
 

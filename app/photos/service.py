@@ -15,7 +15,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.db import Job, Photo, User
+from app.db import REPROMPT_KINDS, Job, Photo, User
 from app.extensions import db
 from app.files import ORIGINAL, THUMB
 from app.imaging import normalise_upload
@@ -60,7 +60,7 @@ def pending_jobs(user: User, *, reprompts: bool = False) -> int:
     query = (select(func.count(Job.id)).join(Photo, Job.photo_id == Photo.id)
              .where(Photo.user_id == user.id, Job.status.in_(("queued", "running"))))
     if reprompts:
-        query = query.where(Job.kind != "analyse")
+        query = query.where(Job.kind.in_(REPROMPT_KINDS))
     return db.session.scalar(query) or 0
 
 
@@ -134,17 +134,18 @@ def submit_reprompt(photo: Photo, kind: str, params: dict) -> Job:
 
 
 def delete_photo(photo: Photo) -> None:
-    """Delete a photo, its objects, its jobs and its files."""
+    """Delete a photo or video, its objects, its jobs and every file under its prefix."""
     prefix = photo.storage_prefix
     db.session.delete(photo)
     db.session.commit()
     storage().delete_prefix(prefix)
 
 
-def own_photo_or_404(photo_id: int) -> Photo:
-    """Return the current user's photo ``photo_id``; 404 if missing or anyone else's."""
+def own_photo_or_404(photo_id: int, *, kind: str | None = None) -> Photo:
+    """Return the current user's library item ``photo_id`` (of ``kind`` "photo" or "video"
+    when given, else either); 404 if missing, of another kind, or anyone else's."""
     photo = db.session.get(Photo, photo_id)
-    if photo is None or photo.user_id != current_user.id:
+    if photo is None or photo.user_id != current_user.id or kind not in (None, photo.kind):
         abort(404)
     return photo
 
@@ -157,9 +158,13 @@ def own_job_or_404(job_id: str) -> Job:
     return job
 
 
-def user_photos() -> list[Photo]:
-    """The current user's photos, newest first."""
-    query = (select(Photo).where(Photo.user_id == current_user.id)
+def user_photos(kind: str | None = None) -> list[Photo]:
+    """The current user's library, newest first: photos and videos, or those of ``kind``
+    ("photo" or "video") only."""
+    query = select(Photo).where(Photo.user_id == current_user.id)
+    if kind is not None:
+        query = query.where(Photo.kind == kind)
+    query = (query
              .options(selectinload(Photo.objects), selectinload(Photo.jobs))
              .order_by(Photo.created_at.desc(), Photo.id.desc()))
     return list(db.session.scalars(query))

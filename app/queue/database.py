@@ -14,18 +14,33 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
+import tempfile
+import threading
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from PIL import Image
 from sqlalchemy import case, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.db import Job, Photo, PhotoObject, utcnow
+from app.db import ANALYSIS_KINDS, Job, Photo, PhotoObject, utcnow
 from app.extensions import db
-from app.files import EMBEDDING, OBJECTS, ORIGINAL, OVERLAY, PREVIEW, reprompt_file
+from app.files import (
+    CLIPS,
+    EMBEDDING,
+    OBJECTS,
+    ORIGINAL,
+    OVERLAY,
+    OVERLAY_POSTER,
+    OVERLAY_VIDEO,
+    PREVIEW,
+    reprompt_file,
+)
 from app.storage import StorageError, storage
 from models.prompts import phrases_of
 from models.result import AnalysisResult
@@ -37,6 +52,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
 
 _CACHE_KEY = re.compile(r"photo-(\d+)-[0-9a-f]{16}")
+#: A video job's stage while it tracks (``models.video.job``): frames done and in all.
+_TRACKING_STAGE = re.compile(r"Tracking: frame (\d+) of (\d+)")
 
 
 def photo_cache_key(photo_id: int, original: bytes) -> str:
@@ -85,6 +102,10 @@ class DatabaseJobSource:
         self.app = app
         self.name = worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.timeout = timedelta(seconds=app.config["JOB_TIMEOUT_S"])
+        # Local copies of the clips of the video jobs this source handed out: job id ->
+        # temporary directory, removed when the job completes or fails.
+        self._clips: dict[str, Path] = {}
+        self._clips_lock = threading.Lock()
 
     def recover_stale(self) -> int:
         """Requeue (or fail, after MAX_ATTEMPTS) running jobs whose heartbeat is older than
@@ -111,9 +132,10 @@ class DatabaseJobSource:
             if taken.rowcount == 1:
                 job = db.session.get(Job, job_id)
                 if give_up:
-                    self._mark_failed(job, "The worker stopped while analysing this photo, "
-                                           "twice. Please try another photo.")
-                elif job.kind == "analyse":
+                    what = "video" if job.photo.is_video else "photo"
+                    self._mark_failed(job, f"The worker stopped while analysing this {what}, "
+                                           f"twice. Please try another {what}.")
+                elif job.kind in ANALYSIS_KINDS:
                     job.photo.status = "queued"
                 recovered += 1
             db.session.commit()
@@ -121,11 +143,13 @@ class DatabaseJobSource:
 
     def claim(self) -> JobRequest | None:
         """Claim the oldest queued job (atomic conditional UPDATE; taps and other re-prompts
-        before analyses, which take longer) and load its photo."""
+        before photo analyses, which take longer, and those before videos, which take longer
+        still) and load its photo or clip."""
         with self.app.app_context():
             candidates = db.session.scalars(
                 select(Job.id).where(Job.status == "queued")
-                .order_by(case((Job.kind == "analyse", 1), else_=0), Job.created_at).limit(5))
+                .order_by(case((Job.kind == "analyse", 1), (Job.kind == "video", 2), else_=0),
+                          Job.created_at).limit(5))
             for job_id in candidates.all():
                 request = self.claim_job(job_id)
                 if request is not None:
@@ -150,9 +174,11 @@ class DatabaseJobSource:
             if claimed.rowcount != 1:
                 return None  # another worker won it, or it is no longer queued
             job = db.session.get(Job, job_id)
-            if job.kind == "analyse":
+            if job.kind in ANALYSIS_KINDS:
                 job.photo.status, job.photo.error = "running", None
                 db.session.commit()
+            if job.kind == "video":
+                return self._video_request(job)
             try:
                 data = storage().get(job.photo.storage_prefix + ORIGINAL)
                 image = Image.open(io.BytesIO(data))
@@ -174,6 +200,42 @@ class DatabaseJobSource:
                               key=photo_cache_key(job.photo_id, data), kind=job.kind,
                               params=params)  # fmt: skip
 
+    def _video_request(self, job: Job) -> JobRequest | None:
+        """The request of a claimed "video" job: its stored clip written to a local temporary
+        file (PyAV reads files; S3 has none), its mode, phrases and params. An unreadable
+        clip fails the job with the reason (None is returned)."""
+        video = job.photo
+        store = storage()
+        tmp = Path(tempfile.mkdtemp(prefix="visionanything-clip-"))
+        try:
+            for name in CLIPS:
+                try:
+                    store.get_file(video.storage_prefix + name, tmp / name)
+                    break
+                except FileNotFoundError:
+                    continue
+            else:
+                raise FileNotFoundError("no clip stored")
+        except (OSError, StorageError) as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            log.exception("job %s: video file unreadable", job.id)
+            self._mark_failed(job, f"The stored video could not be read ({exc}).")
+            db.session.commit()
+            return None
+        with self._clips_lock:
+            self._clips[job.id] = tmp
+        phrases = phrases_of(video.prompt) if video.prompt else None
+        return JobRequest(job_id=job.id, image=None, mode=video.mode, phrases=phrases,
+                          key=f"video-{video.id}", kind="video",
+                          params=json.loads(job.params or "{}"), video_path=tmp / name)
+
+    def _discard_clip(self, job_id: str) -> None:
+        """Remove the local copy of a video job's clip (nothing for other jobs)."""
+        with self._clips_lock:
+            tmp = self._clips.pop(job_id, None)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def live_keys(self, keys: Iterable[str]) -> set[str]:
         """The cache keys (see :func:`photo_cache_key`) among ``keys`` whose photo is still in
         the library; a key of a deleted photo, or not of this form, is not returned.
@@ -189,12 +251,95 @@ class DatabaseJobSource:
         return {key for key, photo_id in ids.items() if photo_id in present}
 
     def progress(self, job_id: str, fraction: float, stage: str) -> None:
-        """Record progress (0-1) and the stage name; doubles as the job's heartbeat."""
+        """Record progress (0-1) and the stage name; doubles as the job's heartbeat. A video
+        job's tracking stage, "Tracking: frame 12 of 50" (``models.video.job``'s documented
+        wording, processed frames), also records its frames done / total, as
+        :meth:`video_frames` does for a job that reports them itself."""
+        values: dict[str, Any] = {"progress": max(0.0, min(1.0, fraction)),
+                                  "stage": stage[:100], "heartbeat_at": utcnow()}
+        if match := _TRACKING_STAGE.fullmatch(stage):
+            values.update(frames_done=int(match[1]), frames_total=int(match[2]))
         with self.app.app_context():
             db.session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
-                               .values(progress=max(0.0, min(1.0, fraction)), stage=stage[:100],
-                                       heartbeat_at=utcnow()))
+                               .values(**values))
             db.session.commit()
+
+    def video_frames(self, job_id: str, done: int, total: int) -> None:
+        """Record a running video job's frames tracked so far and in all (the page shows
+        "frame 12 of 50"); doubles as its heartbeat."""
+        with self.app.app_context():
+            db.session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
+                               .values(frames_done=max(0, int(done)),
+                                       frames_total=max(0, int(total)), heartbeat_at=utcnow()))
+            db.session.commit()
+
+    def video_preview(self, job_id: str, png: bytes) -> None:
+        """Store a running video job's first picture (the chosen frame with its first masks,
+        ``PREVIEW`` beside the video's files) and note it on the job, so the API offers it
+        while the rest is tracked. Ignored for a job that is not a running video job."""
+        with self.app.app_context():
+            job = db.session.get(Job, job_id)
+            if job is None or job.kind != "video" or job.status != "running":
+                return
+            storage().put(job.photo.storage_prefix + PREVIEW, png)
+            job.preview = True
+            db.session.commit()
+
+    def complete_video(self, job_id: str, result: Any, overlay_mp4: Path, result_json: bytes,
+                       poster_jpeg: bytes) -> None:
+        """Store a video job's overlay video, result JSON and poster, write its object rows
+        and mark it done, in one transaction; if anything fails, the files written are removed
+        and the job fails with the reason (the video stays in the library).
+
+        Args:
+            result: ``models.video.output.VideoResult`` (objects, frames, prompt frame,
+                weights).
+            overlay_mp4: the overlay video (H.264 MP4), a temporary file of the worker's.
+            result_json: the JSON download (``VideoResult.json_bytes``).
+            poster_jpeg: the overlay's first frame (JPEG), or empty.
+        """
+        with self.app.app_context():
+            try:
+                job = db.session.get(Job, job_id)
+                if job is None:
+                    return  # the video was deleted while it was being tracked
+                self._store_video_result(job, result, overlay_mp4, result_json, poster_jpeg)
+            finally:
+                self._discard_clip(job_id)
+
+    def _store_video_result(self, job: Job, result: Any, overlay_mp4: Path,
+                            result_json: bytes, poster_jpeg: bytes) -> None:
+        video, store = job.photo, storage()
+        written: list[str] = []
+        try:
+            for name, data in ((OBJECTS, result_json), (OVERLAY_POSTER, poster_jpeg)):
+                if data:
+                    store.put(video.storage_prefix + name, data)
+                    written.append(name)
+            store.put_file(video.storage_prefix + OVERLAY_VIDEO, Path(overlay_mp4))
+            written.append(OVERLAY_VIDEO)
+            video.objects.clear()
+            places = _object_places(result)
+            for rank, obj in enumerate(result.objects):
+                (x0, y0, x1, y1), area = places.get(obj.object_id, ((0.0, 0.0, 0.0, 0.0), 0))
+                video.objects.append(PhotoObject(
+                    rank=rank, label=obj.label, named=bool(obj.named), color_name=obj.color_name,
+                    score=float(obj.score), x0=x0, y0=y0, x1=x1, y1=y1, area=area,
+                    color="#{:02x}{:02x}{:02x}".format(*obj.color)))
+            video.weights = json.dumps(result.weights)
+            video.status, video.error = "done", None
+            job.status, job.progress, job.stage = "done", 1.0, "done"
+            job.finished_at = utcnow()
+            db.session.commit()
+        except Exception as exc:  # storage full, database gone: fail the job, keep the video
+            db.session.rollback()
+            log.exception("job %s: could not save the video result", job.id)
+            for name in written:
+                try:
+                    store.delete(video.storage_prefix + name)
+                except StorageError:
+                    log.warning("could not remove %s of job %s", name, job.id, exc_info=True)
+            self.fail(job.id, f"The result could not be saved ({type(exc).__name__}).")
 
     def preview(self, job_id: str, png: bytes) -> None:
         """Store a running analysis's first picture (``PREVIEW`` beside the photo's files) and
@@ -271,16 +416,36 @@ class DatabaseJobSource:
             self.fail(job.id, f"The result could not be saved ({type(exc).__name__}).")
 
     def fail(self, job_id: str, reason: str) -> None:
-        """Mark the job failed with a readable ``reason`` (and its photo, for an analysis job:
-        a failed tap leaves the photo's result alone); the photo stays."""
-        with self.app.app_context():
-            job = db.session.get(Job, job_id)
-            if job is not None:
-                self._mark_failed(job, reason)
-                db.session.commit()
+        """Mark the job failed with a readable ``reason`` (and its photo or video, for an
+        analysis job: a failed tap leaves the photo's result alone); the item stays. A video
+        job's local copy of its clip is removed."""
+        try:
+            with self.app.app_context():
+                job = db.session.get(Job, job_id)
+                if job is not None:
+                    self._mark_failed(job, reason)
+                    db.session.commit()
+        finally:
+            self._discard_clip(job_id)
 
     @staticmethod
     def _mark_failed(job: Job, reason: str) -> None:
         job.status, job.error, job.stage, job.finished_at = "failed", reason, "failed", utcnow()
-        if job.kind == "analyse":
+        if job.kind in ANALYSIS_KINDS:
             job.photo.status, job.photo.error = "failed", reason
+
+
+def _object_places(result: Any) -> dict[int, tuple[tuple[float, float, float, float], int]]:
+    """Each followed object's box (xyxy, pixels of the result's frames) and area (pixels) on
+    the frame the prompt was on, or else on the first frame where it is present: ``object_id
+    -> (box, area)``; an object never present is left out."""
+    frames = sorted(result.frames, key=lambda f: (f["frame_index"] != result.prompt_frame,
+                                                  f["frame_index"]))
+    places: dict[int, tuple[tuple[float, float, float, float], int]] = {}
+    for frame in frames:
+        for entry in frame["objects"]:
+            if entry.get("absent") or entry["object_id"] in places:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in entry["box"])
+            places[entry["object_id"]] = ((x0, y0, x1, y1), int(entry["area"]))
+    return places

@@ -188,6 +188,27 @@ class BeatingSource:
         if store is not None:
             store(job_id, data)
 
+    def video_preview(self, job_id: str, png: bytes) -> None:
+        """The wrapped ``video_preview`` (a video's first masks), if it has one."""
+        store = getattr(self.source, "video_preview", None)
+        if store is not None:
+            store(job_id, png)
+
+    def video_frames(self, job_id: str, done: int, total: int) -> None:
+        """The wrapped ``video_frames`` (a video job's frames tracked), if it has one."""
+        record = getattr(self.source, "video_frames", None)
+        if record is not None:
+            record(job_id, done, total)
+
+    def complete_video(self, job_id: str, result: Any, overlay_mp4: Any, result_json: bytes,
+                       poster_jpeg: bytes) -> None:
+        """The wrapped ``complete_video`` (a video job's result); then the job is counted as
+        finished."""
+        try:
+            self.source.complete_video(job_id, result, overlay_mp4, result_json, poster_jpeg)
+        finally:
+            self.heartbeat.job_finished(job_id)
+
     def complete(self, job_id: str, result: Any, picture: bytes) -> None:
         """The wrapped ``complete`` (``picture``: the job's overlay or cut-out); then the job
         is counted as finished."""

@@ -40,6 +40,7 @@ MOBILE_SAM_BLOB_ID = "7ef2d090979fd9853adf17b7a99c8b94a1c5a6a7"
 MOBILE_SAM_FILENAME = "mobile_sam.pt"
 
 GROUNDING_DINO_SUBDIR = "grounding-dino"
+SAM2_VIDEO_SUBDIR = "sam2-video"
 # Written by download_grounding_dino next to the files it verified against the hub.
 MANIFEST_NAME = "visionanything-manifest.json"
 # Weight formats that are never fetched when model.safetensors exists (same tensors).
@@ -282,13 +283,8 @@ def _select_files(siblings: Iterable[Any]) -> list[Any]:
 
 
 def download_grounding_dino(model_dir: Path, model_id: str, *, progress: bool = True) -> Path:
-    """Download a Grounding DINO model from the Hugging Face hub and verify every file.
-
-    Uses ``huggingface_hub.HfApi().model_info(files_metadata=True)`` for the file list and the
-    hub's checksums (LFS sha256 for large files, git blob id for small ones), then
-    ``huggingface_hub.snapshot_download`` pinned to that revision into a staging directory;
-    each file is checked, then the directory is moved to :func:`grounding_dino_dir` with a
-    manifest (``visionanything-manifest.json``) that marks it official.
+    """Download a Grounding DINO model from the Hugging Face hub and verify every file
+    (:func:`download_hub_model` into :func:`grounding_dino_dir`).
 
     Returns:
         The model directory, loadable with ``from_pretrained(dir, local_files_only=True)``.
@@ -297,9 +293,31 @@ def download_grounding_dino(model_dir: Path, model_id: str, *, progress: bool = 
         ModelError: the hub is unreachable, the model id is unknown, or a checksum differs
             (nothing is left in place in that case).
     """
+    target = grounding_dino_dir(model_dir, model_id)
+    download_hub_model(target, model_id, progress=progress)
+    log.info("Grounding DINO %s verified and saved to %s", model_id, target)
+    return target
+
+
+def download_hub_model(target: Path, model_id: str, *, progress: bool = True) -> Path:
+    """Download a model from the Hugging Face hub into ``target`` and verify every file.
+
+    Uses ``huggingface_hub.HfApi().model_info(files_metadata=True)`` for the file list and the
+    hub's checksums (LFS sha256 for large files, git blob id for small ones), then
+    ``huggingface_hub.snapshot_download`` pinned to that revision into a staging directory
+    (with a tqdm progress bar per file unless ``progress`` is False); each file is checked,
+    then the directory is moved to ``target`` with a manifest
+    (``visionanything-manifest.json``) that marks it official.
+
+    Returns:
+        ``target``, loadable with ``from_pretrained(target, local_files_only=True)``.
+
+    Raises:
+        ModelError: the hub is unreachable, the model id is unknown, or a checksum differs
+            (nothing is left in place in that case).
+    """
     import huggingface_hub
 
-    target = grounding_dino_dir(model_dir, model_id)
     staging = target.with_name(target.name + ".part")
     try:
         info = huggingface_hub.HfApi().model_info(model_id, files_metadata=True)
@@ -331,7 +349,65 @@ def download_grounding_dino(model_dir: Path, model_id: str, *, progress: bool = 
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("Grounding DINO %s verified and saved to %s", model_id, target)
+    return target
+
+
+# ---------------------------------------------------------------------------- SAM 2 video
+
+
+def sam2_video_dir(model_dir: Path, model_id: str) -> Path:
+    """Local directory of the video model: ``model_dir/sam2-video/<model_id, "/" -> "--">``."""
+    return Path(model_dir) / SAM2_VIDEO_SUBDIR / model_id.replace("/", "--")
+
+
+def resolve_sam2_video(config: ServiceConfig) -> tuple[Path, str]:
+    """Find the SAM 2 video model's directory on disk (never downloads).
+
+    ``config.sam2_video_model`` is a hub id (looked up under ``model_dir``, see
+    :func:`sam2_video_dir`) or a local directory; "official" as for
+    :func:`resolve_grounding_dino` (the download manifest, every file's checksum).
+
+    Returns:
+        (directory, "official" | "unverified").
+
+    Raises:
+        WeightsMissingError: no directory with a ``config.json`` (message names
+            `flask models download`, the path and ``SAM2_VIDEO_MODEL``).
+        WeightsUnverifiedError: not verifiable and ``allow_unverified_weights`` is False.
+    """
+    value = config.sam2_video_model
+    path = Path(value).expanduser() if _looks_like_path(value) else sam2_video_dir(
+        config.model_dir, value)  # fmt: skip
+    if not (path / "config.json").is_file():
+        raise WeightsMissingError(
+            f"The video tracking model's weights are missing: no model at {path}. "
+            f"{DOWNLOAD_HINT} into {config.model_dir}, or set SAM2_VIDEO_MODEL to a hub id "
+            "or a local model directory."
+        )
+    problem = _check_manifest(path)
+    if problem is None:
+        return path, OFFICIAL
+    if not config.allow_unverified_weights:
+        raise WeightsUnverifiedError(
+            f"The video tracking model's weights at {path} are not verified as an official "
+            f"release ({problem}). Delete the directory and run `flask models download`, or "
+            "set ALLOW_UNVERIFIED_WEIGHTS=1 (tests only)."
+        )
+    log.warning("using UNVERIFIED video tracking weights at %s (%s)", path, problem)
+    return path, UNVERIFIED
+
+
+def download_sam2_video(model_dir: Path, model_id: str, *, progress: bool = True) -> Path:
+    """Download the SAM 2 video model (``SAM2_VIDEO_MODEL``, by default
+    ``facebook/sam2.1-hiera-tiny``, ~160 MB) into :func:`sam2_video_dir`, every file verified
+    (:func:`download_hub_model`).
+
+    Raises:
+        ModelError: as :func:`download_hub_model`.
+    """
+    target = sam2_video_dir(model_dir, model_id)
+    download_hub_model(target, model_id, progress=progress)
+    log.info("SAM 2 video model %s verified and saved to %s", model_id, target)
     return target
 
 

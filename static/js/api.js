@@ -18,7 +18,7 @@ const FRIENDLY = {
   401: "You have been logged out. Please log in again, then try once more.",
   403: "This account is not allowed to do that.",
   404: "That photo is not there any more.",
-  413: "That photo is too big. Try a smaller one.",
+  413: "That file is too big. Try a smaller one.",
   415: "That file is not a photo I can read. Try a JPEG, PNG or HEIC photo.",
   429: "Lots of photos at once! Please wait a minute and try again.",
 };
@@ -69,9 +69,23 @@ export async function getJSON(path, { signal } = {}) {
  * @param {(fraction: number) => void} [onProgress]  0-1 of the bytes sent
  */
 export function uploadPhoto(formData, onProgress) {
+  return uploadForm("photos", formData, onProgress, "photo");
+}
+
+/**
+ * POST a video and what to follow in it to /api/v1/videos (see uploadPhoto). Resolves with
+ * {video_id, job_id}; rejects with ApiError.
+ * @param {FormData} formData  video, mode, prompt, points (JSON), time_s
+ * @param {(fraction: number) => void} [onProgress]
+ */
+export function uploadVideo(formData, onProgress) {
+  return uploadForm("videos", formData, onProgress, "video");
+}
+
+function uploadForm(collection, formData, onProgress, what) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `${API_BASE}/photos`);
+    xhr.open("POST", `${API_BASE}/${collection}`);
     xhr.setRequestHeader("X-CSRFToken", csrfToken());
     xhr.setRequestHeader("Accept", "application/json");
     xhr.timeout = 5 * 60 * 1000;
@@ -91,7 +105,7 @@ export function uploadPhoto(formData, onProgress) {
       }
     });
     xhr.addEventListener("error", () => reject(new ApiError(FRIENDLY[0], 0)));
-    xhr.addEventListener("timeout", () => reject(new ApiError("Sending the photo took too long. Please try again.", 0)));
+    xhr.addEventListener("timeout", () => reject(new ApiError(`Sending the ${what} took too long. Please try again.`, 0)));
     xhr.send(formData);
   });
 }
@@ -133,6 +147,10 @@ export async function pollJob(jobId, { onUpdate, interval = 800, signal } = {}) 
 
 export function getPhoto(photoId, opts) {
   return getJSON(`${API_BASE}/photos/${encodeURIComponent(photoId)}`, opts);
+}
+
+export function getVideo(videoId, opts) {
+  return getJSON(`${API_BASE}/videos/${encodeURIComponent(videoId)}`, opts);
 }
 
 /**

@@ -7,6 +7,7 @@ import { initPhotoPage } from "./photo-page.js";
 import { initSettings } from "./settings.js";
 import { initUi } from "./ui.js";
 import { initUpload } from "./upload.js";
+import { initVideoPage } from "./video-page.js";
 import { initFavourite, initWords } from "./words.js";
 
 document.documentElement.classList.replace("no-js", "js");
@@ -17,6 +18,9 @@ if (upload) initUpload(upload);
 
 const photoPage = document.querySelector("[data-photo-app]");
 if (photoPage) initPhotoPage(photoPage);
+
+const videoPage = document.querySelector("[data-video-app]");
+if (videoPage) initVideoPage(videoPage);
 
 const library = document.querySelector("[data-library]");
 if (library) initLibrary(library);

@@ -4,6 +4,8 @@
 //   job), refined with more taps, and the child names it.
 //   Find it!: the game (game.js).
 // Objects come from the list on the page; their masks from objects.json (COCO RLE, rle.js).
+// A video's page (video-learn.js) passes its own mask loader (the paused frame's masks) and a
+// "watch" activity in which taps are left to the video's own controls.
 
 import { getJSON } from "./api.js";
 import { CutOut, NameSheet, cutoutOf } from "./cutout.js";
@@ -15,6 +17,7 @@ import { say, sayName } from "./speech.js";
 import { Stage } from "./stage.js";
 
 const HINTS = {
+  watch: "Pause the video, then tap a thing to hear its name.",
   hear: "Tap a thing in the photo to hear its name.",
   cut: "Tap anything in the photo to cut it out.",
   game: "Listen, find the thing, and tap it!",
@@ -43,6 +46,7 @@ function readObjects(section) {
 
 /** Above the photo: the activity's hint, or the big word of the object just tapped. */
 class SayCard {
+  /** @param {((obj: object) => void) | null} onNameIt  "I know what it is!" (null: no such button) */
   constructor(section, onNameIt) {
     this.el = section.querySelector("[data-say-card]");
     this.hint = section.querySelector('[data-slot="activity-hint"]');
@@ -50,10 +54,11 @@ class SayCard {
     this.word = this.el?.querySelector('[data-slot="say-word"]');
     this.note = this.el?.querySelector('[data-slot="say-note"]');
     this.swatch = this.el?.querySelector('[data-slot="say-swatch"]');
-    this.nameIt = this.el?.querySelector("[data-name-it]");
+    this.nameIt = onNameIt ? this.el?.querySelector("[data-name-it]") : null;
     this.current = null;
     this.el?.querySelector("[data-say-again]")?.addEventListener("click", () => this.speak());
     this.nameIt?.addEventListener("click", () => this.current?.label != null && onNameIt(this.current));
+    if (!onNameIt) this.el?.querySelector("[data-name-it]")?.remove();
   }
 
   show(obj) {
@@ -62,7 +67,7 @@ class SayCard {
     this.el.classList.remove("is-message");
     this.word.textContent = displayName(obj.label, obj.named);
     this.note.hidden = obj.named;
-    this.nameIt.hidden = obj.named;
+    if (this.nameIt) this.nameIt.hidden = obj.named;
     this.swatch.hidden = false;
     this.swatch.style.backgroundColor = obj.color;
     this.reveal();
@@ -75,7 +80,7 @@ class SayCard {
     this.el.classList.add("is-message");
     this.word.textContent = text;
     this.note.hidden = true;
-    this.nameIt.hidden = true;
+    if (this.nameIt) this.nameIt.hidden = true;
     this.swatch.hidden = true;
     this.reveal();
   }
@@ -103,17 +108,50 @@ class SayCard {
   }
 }
 
-/** Make a result <section> interactive. */
-export function initLearning(section) {
+/** The photo's masks: objects.json fetched once (objects in list order); until then taps use
+ * the boxes. Resolves true when every object has its mask. */
+async function loadPhotoMasks(ctx) {
+  const { section, objects } = ctx;
+  if (!section.dataset.objectsUrl || !objects.length) return false;
+  try {
+    const doc = await getJSON(section.dataset.objectsUrl);
+    (doc.objects ?? []).forEach((o, i) => {
+      const obj = objects[i];
+      if (!obj || !o?.mask) return;
+      obj.mask = new Mask(o.mask);
+    });
+    return objects.every((o) => o.mask);
+  } catch {
+    return false; // boxes still work
+  }
+}
+
+/**
+ * Make a result <section> interactive.
+ * @param {HTMLElement} section
+ * @param {{loadMasks?: (ctx: object) => Promise<boolean>, initial?: string,
+ *          onActivity?: (name: string, ctx: object) => void,
+ *          plainFor?: (name: string, plainChosen: boolean) => boolean,
+ *          hints?: object, canName?: boolean}} [options]
+ *   loadMasks: fills each object's `mask` (default: the photo's objects.json); initial: the
+ *   first activity ("hear"; a video starts in "watch"); onActivity: called when the activity
+ *   changes, before a game starts; plainFor: whether an activity shows the plain picture
+ *   (default: all but Tap & hear, or when chosen); hints: the activities' hints; canName:
+ *   offer "I know what it is!" on unnamed things (default true).
+ */
+export function initLearning(section, options = {}) {
   const stage = new Stage(section);
   const objects = readObjects(section);
+  const initial = options.initial ?? "hear";
+  const plainFor = options.plainFor ?? ((name, chosen) => name !== "hear" || chosen);
+  const base = { ...HINTS, ...options.hints };
   // Nothing found: cutting out still works on anything tapped.
-  const hints = objects.length ? HINTS : { ...HINTS, hear: "I found nothing to name here. Choose Cut out, then tap anything!" };
+  const hints = objects.length ? base : { ...base, hear: "I found nothing to name here. Choose Cut out, then tap anything!" };
   const photoId = section.dataset.photoId;
   const bar = section.querySelector("[data-activity-bar]");
   const toggle = section.querySelector("[data-toggle-original]");
   const ctx = {
-    section, stage, objects, photoId, masksReady: false, activity: "hear",
+    section, stage, objects, photoId, masksReady: false, activity: initial,
     setHint(text) {
       sayCard.hide(text);
     },
@@ -140,28 +178,15 @@ export function initLearning(section) {
 
   // Masks: fetched once; until then taps use the boxes.
   ctx.masks = (async () => {
-    if (!section.dataset.objectsUrl || !objects.length) {
-      section.dataset.masks = "none";
-      return false;
-    }
-    try {
-      const doc = await getJSON(section.dataset.objectsUrl);
-      (doc.objects ?? []).forEach((o, i) => {
-        const obj = objects[i];
-        if (!obj || !o?.mask) return;
-        obj.mask = new Mask(o.mask);
-      });
-      ctx.masksReady = objects.every((o) => o.mask);
-    } catch {
-      ctx.masksReady = false; // boxes still work
-    }
-    section.dataset.masks = ctx.masksReady ? "ready" : "boxes";
+    ctx.masksReady = await (options.loadMasks ?? loadPhotoMasks)(ctx);
+    const none = !objects.length || !section.dataset.objectsUrl;
+    section.dataset.masks = none ? "none" : ctx.masksReady ? "ready" : "boxes";
     return ctx.masksReady;
   })();
 
   const sheet = new NameSheet(section, photoId);
 
-  const sayCard = new SayCard(section, async (obj) => {
+  const sayCard = new SayCard(section, options.canName === false ? null : async (obj) => {
     const image = obj.mask ? await cutoutOf(stage.img.dataset.originalSrc, obj.mask, obj.box) : null;
     sheet.open({ image, label: obj.label, named: obj.named, nameNow: true });
   });
@@ -226,8 +251,9 @@ export function initLearning(section) {
     stage.clearMark();
     sayCard.hide(hints[name]);
     const plainChosen = toggle?.getAttribute("aria-pressed") === "true";
-    stage.usePlainPhoto(name !== "hear" || plainChosen);
-    if (toggle) toggle.closest(".result-tools").hidden = name !== "hear";
+    stage.usePlainPhoto(plainFor(name, plainChosen));
+    if (toggle) toggle.closest(".result-tools").hidden = !["hear", "watch"].includes(name);
+    options.onActivity?.(name, ctx);
     if (name === "cut") ctx.openDevice(); // the decoder loads while the child chooses what to tap
     if (name === "game") {
       bar?.scrollIntoView({ block: "start", behavior: "smooth" }); // the question and the photo
@@ -243,26 +269,28 @@ export function initLearning(section) {
     if (!pt) return;
     if (ctx.activity === "hear") hearTap(pt);
     else if (ctx.activity === "cut") cut.tap(pt);
-    else game.tap(pt);
+    else if (ctx.activity === "game") game.tap(pt);
+    // "watch" (a video playing): taps belong to the video's own controls.
   });
 
   // Coloured picture or plain photo (Tap & hear only; the other activities use the plain photo).
   if (toggle && stage.img.dataset.originalSrc) {
     const coloredAlt = stage.img.alt;
+    const plainText = toggle.querySelector("span").textContent;
     toggle.addEventListener("click", () => {
       const plain = toggle.getAttribute("aria-pressed") !== "true";
       toggle.setAttribute("aria-pressed", String(plain));
       stage.usePlainPhoto(plain);
       stage.img.alt = plain ? "Your photo, without colours" : coloredAlt;
       section.classList.toggle("is-plain", plain);
-      toggle.querySelector("span").textContent = plain ? "Show the colours again" : "Show the plain photo";
+      toggle.querySelector("span").textContent = plain ? "Show the colours again" : plainText;
     });
   } else if (toggle) {
     toggle.parentElement.hidden = true;
   }
 
-  if (!objects.length) ctx.setHint(hints.hear);
-  section.dataset.activity = "hear";
+  if (!objects.length || initial !== "hear") ctx.setHint(hints[initial]);
+  section.dataset.activity = initial;
   section.dataset.ready = "1";
   return ctx;
 }

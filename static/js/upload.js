@@ -1,12 +1,21 @@
 // The upload page: preview of the chosen photo, "Find by name" box, and a submit that goes
 // through the JSON API (upload -> poll the job -> show the result in place, no reload).
+// A chosen video plays in the page, where what to follow is tapped on a paused moment
+// (frame-picker.js); it is sent to /api/v1/videos and its own page follows the tracking.
 // Without JavaScript the same form posts to / and the server redirects to the photo page.
 
-import { ApiError, uploadPhoto } from "./api.js";
+import { ApiError, uploadPhoto, uploadVideo } from "./api.js";
+import { FramePicker } from "./frame-picker.js";
 import { followJob, setProgress } from "./jobs.js";
 import { buildFailed, buildResult, buildUnverifiedNotice, enhanceResult, hasUnverifiedWeights } from "./result.js";
 
 const MAX_PROMPT = 500;
+const VIDEO_NAME = /\.(mp4|m4v|mov|webm|mkv|3gp)$/i;
+
+/** A video by its declared type, or by its name when the browser declares none. */
+export function isVideoFile(file) {
+  return Boolean(file) && (file.type.startsWith("video/") || (!file.type && VIDEO_NAME.test(file.name)));
+}
 
 function showFieldError(container, message) {
   if (!container) return;
@@ -36,8 +45,21 @@ export function initUpload(app) {
   const imageError = form.querySelector("#image-error");
   const promptInput = form.querySelector('input[name="prompt"]');
   const promptError = form.querySelector("#prompt-error");
-  const modeInputs = [...form.querySelectorAll('input[name="mode"]')];
+  const modeInputs = [...form.querySelectorAll('input[name="mode"]')];  // with the video-only "point"
   const formError = form.querySelector("[data-form-error]");
+  const pointsChoice = form.querySelector("[data-points-choice]");
+  const pointsInput = pointsChoice?.querySelector("input");
+  const frameRoot = form.querySelector("[data-frame-picker]");
+  const frames = frameRoot ? new FramePicker(frameRoot, {
+    onChange: () => showFieldError(imageError, ""),
+    onUnplayable: () => {
+      // This browser cannot show the file (HEVC on many Android phones): it can still be sent,
+      // with the things to follow found on its first frame.
+      frameRoot.hidden = true;
+      previewCaption.textContent = `Ready: ${chosen?.name || "your video"} (this browser cannot show it, so I will look at its first moment)`;
+      setVideoModes(true, { canTap: false });
+    },
+  }) : null;
   const submitBtn = form.querySelector('button[type="submit"]');
   const jobArea = app.querySelector("[data-job-area]");
   const card = jobArea.querySelector("[data-progress]");
@@ -46,20 +68,51 @@ export function initUpload(app) {
 
   const texts = { camera: cameraText?.textContent, library: libraryText?.textContent };
   let chosen = null;
+  let video = false;
   let previewUrl = null;
   let busy = false;
 
-  // --- choosing a photo ---
+  // --- a video: its own choices of what to follow ---
+  const submitText = submitBtn.querySelector("span");
+  const photoSubmit = submitText?.textContent;
+  function setVideoModes(on, { canTap = true } = {}) {
+    form.classList.toggle("is-video", on);
+    if (submitText) submitText.textContent = on ? "Follow them!" : photoSubmit;
+    form.querySelectorAll("[data-video-text]").forEach((el) => {
+      el.textContent = on ? el.dataset.videoText : el.dataset.photoText;
+    });
+    if (pointsChoice) {
+      pointsChoice.hidden = !(on && canTap);
+      pointsInput.disabled = !(on && canTap);
+      if (on && canTap) pointsInput.checked = true;
+      else if (pointsInput.checked) {
+        pointsInput.checked = false;
+        modeInputs.find((i) => i.value === "everything").checked = true;
+      }
+    }
+    syncMode();
+  }
+
+  // --- choosing a photo or a video ---
   function choose(file) {
     chosen = file;
+    video = isVideoFile(file);
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = file ? URL.createObjectURL(file) : null;
     picker.classList.toggle("has-photo", Boolean(file));
     picker.classList.remove("picker--invalid");
     showFieldError(imageError, "");
     preview.hidden = !file;
-    if (file) {
-      previewImg.hidden = false;
+    previewImg.hidden = video || !file;
+    if (frameRoot) frameRoot.hidden = !video;
+    if (video) frames.load(previewUrl);
+    else frames?.unload();
+    setVideoModes(video);
+    if (file && video) {
+      previewCaption.textContent = file.name ? `Ready: ${file.name}` : "Ready!";
+      if (cameraText) cameraText.textContent = "Take a photo";
+      if (libraryText) libraryText.textContent = "Choose a photo";
+    } else if (file) {
       previewImg.src = previewUrl;
       previewCaption.textContent = file.name ? `Ready: ${file.name}` : "Ready!";
       if (cameraText) cameraText.textContent = "Take again";
@@ -73,7 +126,7 @@ export function initUpload(app) {
 
   // Some formats (HEIC on most browsers) cannot be previewed; they still upload fine.
   previewImg.addEventListener("error", () => {
-    if (!chosen) return;
+    if (!chosen || video) return;
     previewImg.hidden = true;
     previewCaption.textContent = `Ready: ${chosen.name || "your photo"} (no preview for this kind of photo, but it will still work)`;
   });
@@ -100,8 +153,8 @@ export function initUpload(app) {
     const file = e.dataTransfer?.files?.[0];
     if (!file) return;
     e.preventDefault();
-    if (!file.type.startsWith("image/") && !/\.(heic|heif)$/i.test(file.name)) {
-      showFieldError(imageError, "That file is not a photo. Try a JPEG, PNG or HEIC photo.");
+    if (!file.type.startsWith("image/") && !/\.(heic|heif)$/i.test(file.name) && !isVideoFile(file)) {
+      showFieldError(imageError, "That file is not a photo or a video. Try a JPEG, PNG or HEIC photo, or an MP4, MOV or WebM video.");
       return;
     }
     fileInputs.forEach((i) => { i.value = ""; });
@@ -116,6 +169,8 @@ export function initUpload(app) {
     const mode = currentMode();
     form.classList.toggle("mode-everything", mode === "everything");
     form.classList.toggle("mode-grounded", mode === "grounded");
+    form.classList.toggle("mode-point", mode === "point");
+    frames?.setTapping(video && mode === "point");
   }
   modeInputs.forEach((i) => i.addEventListener("change", () => {
     syncMode();
@@ -128,9 +183,12 @@ export function initUpload(app) {
   function validate() {
     let first = null;
     if (!chosen) {
-      showFieldError(imageError, "Choose or take a photo first.");
+      showFieldError(imageError, "Choose or take a photo or a video first.");
       picker.classList.add("picker--invalid");
       first = cameraInput;
+    } else if (video && currentMode() === "point" && !frames.taps.length) {
+      showFieldError(imageError, "Pause the video, then tap at least one thing to follow.");
+      first = frameRoot.querySelector("[data-frame-play]");
     }
     if (currentMode() === "grounded") {
       const prompt = promptInput.value.trim();
@@ -179,8 +237,13 @@ export function initUpload(app) {
     showFormError("");
     if (!validate()) return;
 
+    if (video) {
+      await sendVideo();
+      return;
+    }
     const data = new FormData(form);
     data.delete("image");
+    data.delete("video");
     data.set("image", chosen, chosen.name || "photo.jpg");
     data.set("mode", currentMode());
     data.set("prompt", currentMode() === "grounded" ? promptInput.value.trim() : "");
@@ -227,6 +290,42 @@ export function initUpload(app) {
       showFailure(err instanceof ApiError ? err.message : "I lost track of this photo.", pageUrl);
     }
   });
+
+  /** A video goes to /api/v1/videos with what to follow; its page then follows the job. */
+  async function sendVideo() {
+    const mode = currentMode();
+    const data = new FormData();
+    data.set("video", chosen, chosen.name || "video.mp4");
+    data.set("mode", mode);
+    if (mode === "grounded") data.set("prompt", promptInput.value.trim());
+    if (frames?.playable) {
+      const { time_s: time, points } = frames.prompt();
+      data.set("time_s", time.toFixed(3));
+      if (mode === "point") data.set("points", JSON.stringify(points));
+    }
+    setBusy(true);
+    resetJobArea();
+    const scan = card.querySelector('[data-slot="scan"]');
+    scan.hidden = true;
+    card.querySelector(".progress-heading").textContent = "Sending your video…";
+    setProgress(card, 0, "Sending your video");
+    form.hidden = true;
+    jobArea.hidden = false;
+    window.scrollTo({ top: 0, behavior: "smooth" });
+    card.querySelector(".progress-heading").focus({ preventScroll: true });
+    try {
+      const ids = await uploadVideo(data, (f) => setProgress(card, f, `Sending your video (${Math.round(f * 100)}%)`));
+      setProgress(card, 1, "Video sent! Opening its page");
+      frames.unload();
+      window.location.assign(`/videos/${encodeURIComponent(ids.video_id)}`);
+    } catch (err) {
+      jobArea.hidden = true;
+      form.hidden = false;
+      setBusy(false);
+      card.querySelector(".progress-heading").textContent = "Looking at your photo…";
+      showFormError(err instanceof ApiError ? err.message : "Something went wrong. Please try again.");
+    }
+  }
 
   function showFailure(message, pageUrl) {
     const box = buildFailed(message, pageUrl);

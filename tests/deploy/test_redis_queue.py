@@ -215,3 +215,32 @@ def test_the_rq_job_functions_dotted_name_resolves_to_the_worker():
     from app.queue.redis import PERFORM
 
     assert import_attribute(PERFORM) is worker.perform
+
+
+def test_a_video_goes_through_redis_to_a_worker_and_is_followed(make_app, redis_url, tmp_path,
+                                                                video_service_config):
+    """A video's job id goes on the RQ queue like a photo's; the worker that takes it gets the
+    clip from storage and completes it (small random-weight SAM 2 video model), counted by its
+    heartbeat."""
+    from app.worker.heartbeat import BeatingSource
+    from models.service import InferenceService
+    from models.worker import process_one
+    from tests.videos import make_clip, upload_video
+
+    app = make_app(REDIS_URL=redis_url)
+    parent = Parent(app)
+    clip = make_clip(tmp_path / "dog.mp4").read_bytes()
+    ids = upload_video(parent.client, parent.auth, clip, mode="point",
+                       points="[[0, 160, 120]]").get_json()
+    queue = app.extensions["job_queue"].queue
+    [entry] = queue.get_job_ids()
+    [job_id] = queue.fetch_job(entry).args
+    assert job_id == ids["job_id"]
+    beat = WorkerHeartbeat(app, "worker.1:1:aa", "redis")
+    beat.beat()
+    assert process_one(BeatingSource(OneJobSource(app, beat.name, job_id), beat),
+                       InferenceService(video_service_config))
+    video = parent.client.get(f"/api/v1/videos/{ids['video_id']}").get_json()
+    assert video["status"] == "done" and len(video["objects"]) == 1
+    assert parent.client.get(video["overlay_url"]).mimetype == "video/mp4"
+    assert beat.jobs_done == 1 and beat.current_job is None

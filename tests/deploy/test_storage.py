@@ -104,3 +104,56 @@ def test_app_keeps_photos_in_the_bucket_and_serves_them_to_their_owner(make_app,
     assert owner.delete(photo["page_url"].replace("/photos/", "/api/v1/photos/"),
                         headers=auth.api_headers()).status_code == 204
     assert keys(s3_config) == []
+
+
+def test_s3_files_are_streamed_in_and_out_and_deleted_one_by_one(s3_config, tmp_path):
+    """A video is uploaded from its file and a worker's copy downloaded to a file (boto3's
+    managed transfers, multipart past 8 MB), never read into memory whole."""
+    store = make_storage({**s3_config, "S3_PREFIX": "visionanything"})
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(bytes(range(256)) * 40_000)  # 10 MB: two parts
+    store.put_file("u1/v2/clip.mp4", clip)
+    head = bucket_client(s3_config).head_object(Bucket=s3_config["S3_BUCKET"],
+                                                Key="visionanything/u1/v2/clip.mp4")
+    assert head["ContentType"] == "video/mp4" and head["ContentLength"] == 10_240_000
+    store.get_file("u1/v2/clip.mp4", tmp_path / "copy.mp4")
+    assert (tmp_path / "copy.mp4").read_bytes() == clip.read_bytes()
+    with pytest.raises(FileNotFoundError):
+        store.get_file("u1/v2/clip.webm", tmp_path / "missing.webm")
+    store.put("u1/v2/poster.jpg", b"\xff\xd8jpeg")
+    store.delete("u1/v2/clip.mp4")
+    store.delete("u1/v2/clip.mp4")  # already gone: nothing to do
+    assert keys(s3_config) == ["visionanything/u1/v2/poster.jpg"]
+    with pytest.raises(StorageError):
+        store.put_file("../u2/clip.mp4", clip)
+
+
+def test_app_keeps_videos_in_the_bucket_and_a_worker_reads_them(make_app, s3_config, tmp_path):
+    from app.queue.database import DatabaseJobSource
+    from tests.videos import make_clip, upload_video
+
+    app = make_app(**s3_config)
+    parent = Parent(app, "owner@example.com")
+    clip = make_clip(tmp_path / "dog.mp4").read_bytes()
+    ids = upload_video(parent.client, parent.auth, clip, mode="everything").get_json()
+    video = parent.client.get(f"/api/v1/videos/{ids['video_id']}").get_json()
+    prefix = f"u1/p{ids['video_id']}/"
+    assert keys(s3_config) == [prefix + "clip.mp4", prefix + "poster.jpg", prefix + "thumb.jpg"]
+    stored = parent.client.get(video["clip_url"]).data
+    part = parent.client.get(video["clip_url"], headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.data == stored[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{len(stored)}"
+    tail = parent.client.get(video["clip_url"], headers={"Range": "bytes=-50"})
+    assert tail.status_code == 206 and tail.data == stored[-50:]
+    past = parent.client.get(video["clip_url"], headers={"Range": f"bytes={len(stored)}-"})
+    assert past.status_code == 416
+    assert Parent(app, "other@example.com").client.get(video["clip_url"]).status_code == 404
+    source = DatabaseJobSource(app)
+    request = source.claim()  # the worker's local copy, downloaded from the bucket
+    assert request.video_path.read_bytes() == stored
+    source.fail(request.job_id, "stopped by the test")
+    assert not request.video_path.exists()
+    assert not (tmp_path / "storage").exists()  # nothing on the local disk
+    assert parent.client.delete(f"/api/v1/videos/{ids['video_id']}",
+                                headers=parent.auth.api_headers()).status_code == 204
+    assert keys(s3_config) == []

@@ -88,9 +88,19 @@ def test_too_many_pending_jobs_get_429_with_retry_after(app, client, auth):
 
 
 def test_too_large_form_upload_gets_a_friendly_page(app, client, auth):
+    """The upload form takes a photo or a video, so its requests may be as large as a video
+    (MAX_VIDEO_BYTES); a photo over MAX_CONTENT_LENGTH is refused by the view (413, after the
+    CSRF check), a request over the video limit before anything is read."""
     auth.register()
+    token = auth.api_headers()["X-CSRFToken"]
     app.config["MAX_CONTENT_LENGTH"] = 10_000
-    response = client.post("/", data={"mode": "everything", "image": (
+    response = client.post("/", data={"mode": "everything", "csrf_token": token, "image": (
         io.BytesIO(photo_bytes()), "dog.jpg")})
     assert response.status_code == 413
     assert "smaller photo" in response.get_data(as_text=True)
+    app.config["MAX_VIDEO_BYTES"] = 20_000
+    response = client.post("/", data={"mode": "everything", "csrf_token": token, "video": (
+        io.BytesIO(b"\0" * 30_000), "clip.mp4")})
+    assert response.status_code == 413
+    assert "This file is too large: a photo can be at most" in response.get_data(as_text=True)
+    assert client.get("/api/v1/photos").get_json() == {"photos": []}
