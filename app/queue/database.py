@@ -53,7 +53,6 @@ MAX_ATTEMPTS = 2
 
 _CACHE_KEY = re.compile(r"photo-(\d+)-[0-9a-f]{16}")
 #: A video job's stage while it tracks (``models.video.job``): frames done and in all.
-_TRACKING_STAGE = re.compile(r"Tracking: frame (\d+) of (\d+)")
 
 
 def photo_cache_key(photo_id: int, original: bytes) -> str:
@@ -251,14 +250,9 @@ class DatabaseJobSource:
         return {key for key, photo_id in ids.items() if photo_id in present}
 
     def progress(self, job_id: str, fraction: float, stage: str) -> None:
-        """Record progress (0-1) and the stage name; doubles as the job's heartbeat. A video
-        job's tracking stage, "Tracking: frame 12 of 50" (``models.video.job``'s documented
-        wording, processed frames), also records its frames done / total, as
-        :meth:`video_frames` does for a job that reports them itself."""
+        """Record progress (0-1) and the stage name; doubles as the job's heartbeat."""
         values: dict[str, Any] = {"progress": max(0.0, min(1.0, fraction)),
                                   "stage": stage[:100], "heartbeat_at": utcnow()}
-        if match := _TRACKING_STAGE.fullmatch(stage):
-            values.update(frames_done=int(match[1]), frames_total=int(match[2]))
         with self.app.app_context():
             db.session.execute(update(Job).where(Job.id == job_id, Job.status == "running")
                                .values(**values))

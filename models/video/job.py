@@ -3,6 +3,8 @@ the overlay video and the JSON, and hand them to the job source.
 
 Called by ``models.worker.process_one`` for jobs of kind "video". The job source's hooks:
     progress(job_id, fraction, stage): stage "Tracking: frame 12 of 50" (processed frames);
+    video_frames(job_id, done, total) (optional): the same two numbers, for the page's
+        "Frame 12 of 50";
     video_preview(job_id, png) (optional): the chosen frame with its first masks, as soon
         as they exist (everything and grounded modes also show MobileSAM's masks before
         the names, as photos do);
@@ -150,6 +152,7 @@ def run_video_job(job: JobRequest, service: InferenceService, source: Any,
     tracker = Sam2Tracker(service.video_model(), autocast_dtype(config.precision, config.device))
     objects: dict[int, VideoObject] = {}
     preview = getattr(source, "video_preview", None)
+    frames = getattr(source, "video_frames", None)
 
     def show(png: bytes) -> None:
         if preview is None:
@@ -200,6 +203,12 @@ def run_video_job(job: JobRequest, service: InferenceService, source: Any,
             def progress(done: int, total: int) -> None:
                 fraction = FIND_SHARE + (TRACK_SHARE - FIND_SHARE) * done / total
                 report(fraction, f"Tracking: frame {done} of {total}")
+                if frames is not None:
+                    try:
+                        frames(job.job_id, done, total)
+                    except Exception:  # a missed count must not lose the job
+                        log.warning("job %s: frame count update failed", job.job_id,
+                                    exc_info=True)
 
             try:
                 stats = track_clip(

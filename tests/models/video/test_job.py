@@ -26,6 +26,7 @@ class VideoSource:
     def __init__(self, jobs: list[JobRequest], tmp_path: Path) -> None:
         self.jobs, self.tmp_path = list(jobs), tmp_path
         self.progress_calls: list[tuple[float, str]] = []
+        self.frame_counts: list[tuple[int, int]] = []
         self.previews: list[bytes] = []
         self.completed: dict[str, tuple[object, Path, bytes, bytes]] = {}
         self.failed: dict[str, str] = {}
@@ -38,6 +39,9 @@ class VideoSource:
 
     def video_preview(self, job_id: str, png: bytes) -> None:
         self.previews.append(png)
+
+    def video_frames(self, job_id: str, done: int, total: int) -> None:
+        self.frame_counts.append((done, total))
 
     def complete_video(self, job_id, result, overlay: Path, data: bytes, poster: bytes) -> None:
         kept = self.tmp_path / f"{job_id}.mp4"
@@ -111,6 +115,9 @@ def test_video_job_end_to_end(mode: str, video_service, clip: Path, tmp_path: Pa
     # Frames 6, 11, 16, 21, 26, 31 (every 0.2 s from the chosen frame 6), 1 (back from it),
     # and the clip's ends 0 and 35.
     assert stages[-1] == "Tracking: frame 9 of 9"
+    assert source.frame_counts[-1] == (9, 9)
+    assert [done for done, _ in source.frame_counts] == sorted(done for done, _ in
+                                                               source.frame_counts)
     fractions = [f for f, _ in source.progress_calls]
     assert fractions == sorted(fractions) and fractions[-1] < 1.0
     assert source.previews and source.previews[-1][:8] == b"\x89PNG\r\n\x1a\n"
