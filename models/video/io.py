@@ -47,6 +47,8 @@ ACCEPTED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"})
 REMUX_CONTAINERS = {"h264": "mp4", "hevc": "mp4", "av1": "mp4", "vp8": "webm", "vp9": "webm"}
 SUFFIXES = {"mp4": ".mp4", "webm": ".webm"}
 POSTER_SIDE = 640  # long side of the library's poster frame, px
+#: Long side of a re-encoded copy, px (a codec that cannot be copied: done in the web request).
+TRANSCODE_SIDE = 1920
 _NOT_A_VIDEO = "This file is not a video, or it is damaged."
 
 
@@ -304,7 +306,8 @@ def clean_copy(
     HEVC and AV1 are copied packet for packet into MP4 (``+faststart``: the index first, so
     a player starts before the whole file arrives), VP8 and VP9 into WebM: a remux, which
     reads and writes the file's bytes once (~0.1 s for a 15-s phone clip). Any other codec
-    is re-encoded to H.264 (libx264, CRF 20) with the rotation applied. A remux keeps the
+    is re-encoded to H.264 (libx264, CRF 20, preset ultrafast), at most ``TRANSCODE_SIDE``
+    pixels on its long side, with the rotation applied. A remux keeps the
     display matrix (the rotation: it is not metadata about the person, and players apply it).
 
     Args:
@@ -372,13 +375,17 @@ def _transcode(source: Any, stream: Any, out: Any, rotation: int) -> None:
     encoder = None
     first_pts = None
     for frame in source.decode(stream):
-        image = _upright(frame.to_ndarray(format="rgb24"), rotation)
+        # Scaled while decoding (swscale) to at most TRANSCODE_SIDE: the web request pays for
+        # this, and a 4K re-encode of 15 s would outlast the request's timeout.
+        width, height = fit_size(frame.width, frame.height, TRANSCODE_SIDE, even=True)
+        image = frame.to_ndarray(format="rgb24", width=width, height=height)
+        image = _upright(image, rotation)
         if encoder is None:
             encoder = out.add_stream("libx264", rate=stream.average_rate or 30)
             encoder.width, encoder.height = image.shape[1] // 2 * 2, image.shape[0] // 2 * 2
             encoder.pix_fmt = "yuv420p"
             encoder.time_base = stream.time_base
-            encoder.options = {"crf": "20", "preset": "veryfast"}
+            encoder.options = {"crf": "20", "preset": "ultrafast"}
         out_frame = av.VideoFrame.from_ndarray(
             np.ascontiguousarray(image[: encoder.height, : encoder.width]), format="rgb24"
         )

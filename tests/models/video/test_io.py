@@ -12,7 +12,7 @@ from PIL import Image
 
 from bench.clips import pan_clip, sound_only, write_clip
 from models.video.errors import VideoError
-from models.video.io import clean_copy, iter_frames, poster_jpeg, probe_video
+from models.video.io import TRANSCODE_SIDE, clean_copy, iter_frames, poster_jpeg, probe_video
 from tests.models.conftest import open_photo
 
 GPS = "+48.8584+002.2945/"
@@ -103,6 +103,13 @@ def test_other_codecs_are_reencoded_to_h264(tmp_path: Path) -> None:
     path = write_clip(tmp_path / "old.mp4", _solid((64, 48), 8), codec="mpeg4")
     copy = clean_copy(path, tmp_path / "stored")
     assert not copy.remuxed and copy.info.codec == "h264" and copy.info.frame_count == 8
+
+
+def test_reencoded_copies_are_at_most_transcode_side(tmp_path: Path) -> None:
+    # A re-encode happens in the web request: a large clip is scaled down while decoding.
+    path = write_clip(tmp_path / "big.mp4", _solid((2560, 1440), 3), codec="mpeg4")
+    copy = clean_copy(path, tmp_path / "stored")
+    assert (copy.info.width, copy.info.height) == (TRANSCODE_SIDE, 1080)
 
 
 def test_poster_is_a_displayed_frame(dog_clip: Path) -> None:
