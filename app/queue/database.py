@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import threading
 from collections.abc import Iterable
 from datetime import timedelta
@@ -44,6 +43,7 @@ from app.files import (
 from app.storage import StorageError, storage
 from models.prompts import phrases_of
 from models.result import AnalysisResult
+from models.runtime.scratch import scratch_dir
 from models.worker import JobRequest
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ class DatabaseJobSource:
         clip fails the job with the reason (None is returned)."""
         video = job.photo
         store = storage()
-        tmp = Path(tempfile.mkdtemp(prefix="visionanything-clip-"))
+        tmp = scratch_dir("clip")
         try:
             for name in CLIPS:
                 try:

@@ -98,9 +98,11 @@ def _start_runtime(app: Flask | None) -> _Runtime:
             app = create_app()
         from models.errors import ModelError
         from models.runtime.allocator import tune_allocator
+        from models.runtime.scratch import remove_orphans
         from models.service import InferenceService
 
         tune_allocator()
+        remove_orphans()  # scratch files of a worker that died mid-job
         name = worker_name()
         queue = app.extensions["job_queue"]
         heartbeat = WorkerHeartbeat(app, name, queue.name, on_beat=recovery_chores(app, queue))

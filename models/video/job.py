@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import queue
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from PIL import Image
 from models.errors import BadPromptError, ModelError
 from models.render.palette import color_for
 from models.result import UNSURE_LABEL, ObjectResult
+from models.runtime.scratch import scratch_dir
 from models.video.errors import VideoError
 from models.video.io import MAX_VIDEO_S, Frame, fit_size, probe_video
 from models.video.output import (
@@ -194,7 +194,7 @@ def run_video_job(job: JobRequest, service: InferenceService, source: Any,
         if mode == "point":
             _name_taps(service, image, masks, objects)
 
-    workdir = Path(tempfile.mkdtemp(prefix="video-job-"))
+    workdir = scratch_dir("video")
     try:
         overlay_path = workdir / "overlay.mp4"
         with OverlayWriter(overlay_path, result_size, info.fps) as writer:

@@ -210,9 +210,9 @@ def test_a_drawing_fault_fails_the_job_and_leaves_no_file(
 
     monkeypatch.setattr(video_job, "draw_frame", broken)
     made: list[Path] = []
-    real_mkdtemp = video_job.tempfile.mkdtemp
-    monkeypatch.setattr(video_job.tempfile, "mkdtemp",
-                        lambda **kw: made.append(Path(real_mkdtemp(**kw))) or str(made[-1]))
+    real_scratch_dir = video_job.scratch_dir
+    monkeypatch.setattr(video_job, "scratch_dir",
+                        lambda kind: made.append(real_scratch_dir(kind)) or made[-1])
     source = VideoSource([_video_job(clip, "point", {"points": [[0, 60, 70]]})], tmp_path)
     assert process_one(source, video_service)
     assert source.failed["v1"] == (
