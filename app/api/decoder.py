@@ -17,9 +17,9 @@ from models.segment.onnx_decoder import EMBEDDING_SHAPE
 @bp.get("/decoder")
 @login_required
 def decoder():
-    """The decoder's URL, SHA-256 and weights ("official" or "unverified"), and the image
-    embedding format it takes; 404 while no worker has published one (the page then sends
-    taps to the worker)."""
+    """The decoder's URL, SHA-256, weights ("official" or "unverified") and graph layout
+    version, and the image embedding format it takes; 404 while no worker has published one
+    (the page then sends taps to the worker)."""
     manifest = read_manifest(storage())
     if manifest is None:
         return error(404, "Taps are decoded by the server: no on-device decoder yet.")
@@ -27,6 +27,7 @@ def decoder():
         "url": url_for("api.decoder_file", name=manifest["file"]),
         "sha256": manifest.get("sha256"),
         "weights": manifest.get("weights"),
+        "graph": manifest.get("graph", 1),
         "embedding": {"dtype": "float16", "byte_order": "little", "shape": list(EMBEDDING_SHAPE),
                       "long_side": 1024},
     }

@@ -4,8 +4,9 @@ same storage.
 
 Storage keys: ``models/mobile-sam-decoder-<sha16>.onnx`` (the file, named by its content)
 and ``models/mobile-sam-decoder.json`` (the manifest the web reads: the file's name and
-SHA-256, the checkpoint's SHA-256 it was exported from, and whether that checkpoint is the
-official release). A worker whose checkpoint matches the manifest exports nothing.
+SHA-256, the checkpoint's SHA-256 it was exported from, whether that checkpoint is the
+official release, and the graph's layout version). A worker whose checkpoint and graph version
+match the manifest exports nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def read_manifest(store: Storage) -> dict[str, Any] | None:
 
 def publish_decoder(store: Storage, service: Any) -> dict[str, Any] | None:
     """Export the loaded MobileSAM's prompt decoder to ONNX and put it in ``store``, unless the
-    manifest already names one exported from the same checkpoint.
+    manifest already names one exported from the same checkpoint with the same graph layout
+    (``models.segment.onnx_decoder.GRAPH_VERSION``).
 
     Args:
         store: the app's storage.
@@ -52,7 +54,7 @@ def publish_decoder(store: Storage, service: Any) -> dict[str, Any] | None:
         failed (logged: taps then go to the worker).
     """
     from models.runtime.weights import resolve_mobile_sam, sha256_file
-    from models.segment.onnx_decoder import OPSET, export_prompt_decoder
+    from models.segment.onnx_decoder import GRAPH_VERSION, OPSET, export_prompt_decoder
 
     if service.segmenter is None:
         return None
@@ -60,8 +62,9 @@ def publish_decoder(store: Storage, service: Any) -> dict[str, Any] | None:
         checkpoint, status = resolve_mobile_sam(service.config)
         checkpoint_sha = sha256_file(checkpoint)
         current = read_manifest(store)
-        if current and current.get("checkpoint_sha256") == checkpoint_sha and store.exists(
-                "models/" + current["file"]):
+        if (current and current.get("checkpoint_sha256") == checkpoint_sha
+                and current.get("graph") == GRAPH_VERSION
+                and store.exists("models/" + current["file"])):
             return current
         with tempfile.TemporaryDirectory(prefix="visionanything-decoder-") as tmp:
             path = Path(tmp) / "decoder.onnx"
@@ -69,7 +72,7 @@ def publish_decoder(store: Storage, service: Any) -> dict[str, Any] | None:
             name = f"mobile-sam-decoder-{digest[:16]}.onnx"
             store.put("models/" + name, path.read_bytes())
         manifest = {"file": name, "sha256": digest, "checkpoint_sha256": checkpoint_sha,
-                    "weights": status, "opset": OPSET}  # fmt: skip
+                    "weights": status, "opset": OPSET, "graph": GRAPH_VERSION}  # fmt: skip
         store.put(MANIFEST, json.dumps(manifest).encode())
     except Exception:
         log.warning("the on-device tap decoder was not published", exc_info=True)

@@ -1,23 +1,30 @@
 """MobileSAM's prompt encoder and mask decoder as an ONNX file, so a page can decode taps on
 the photo's image embedding without a round trip to the worker (as SAM's own web demo does).
 
-The exported graph is ``mobile_sam.utils.onnx.SamOnnxModel`` (the library's export wrapper,
-``return_single_mask=True``) traced with PyTorch's TorchScript-based ONNX exporter, opset 17.
-Its inputs, as :func:`decoder_inputs` builds them and ``static/js/decoder.js`` sends them:
+The exported graph is :class:`models.segment.tap_decoder.TapDecoder`: the function of
+``mobile_sam.utils.onnx.SamOnnxModel`` (``return_single_mask=True``, no mask prompt) computed in
+an order with half its multiply-adds, returning the 256x256 low-resolution logits instead of
+logits upsampled in the graph (the page upsamples only the pixels it draws). Traced with
+PyTorch's TorchScript-based ONNX exporter, opset 17. Its inputs, as :func:`decoder_inputs`
+builds them and ``static/js/decoder.js`` sends them:
 
 - ``image_embeddings``: (1, 256, 64, 64) float32, the image encoder's output;
 - ``point_coords``: (1, N, 2) float32, (x, y) in encoder-input pixels (the photo resized to
   1024 on its long side, :func:`models.segment.segmenter.work_size`), one padding point
   (0, 0) last, as SAM's predictor adds when there is no box;
 - ``point_labels``: (1, N) float32: 1 on the object, 0 background, -1 the padding point;
-- ``mask_input``: (1, 1, 256, 256) float32 zeros, ``has_mask_input``: (1,) float32 0;
-- ``orig_im_size``: (2,) float32 (h, w) of the mask to return: here the encoder-input size.
+- ``input_size``: (2,) float32, (h, w) of the encoder input.
 
-Outputs: ``masks`` (1, 1, h, w) float32 logits (a pixel is in the mask when > 0,
-``Sam.mask_threshold``), ``iou_predictions`` (1, 1) and ``low_res_masks`` (1, 1, 256, 256).
-With one tap (two points with the padding one) the best of SAM's three candidate masks by
+Outputs: ``low_res_masks`` (1, 1, 4r, 4c) float32, the top-left 4r x 4c of SAM's 256x256
+low-res logits (which cover the padded 1024x1024 encoder input) that the (h, w) mask reads
+(:func:`models.segment.tap_decoder.covering_tokens`), and ``iou_predictions`` (1, 1). The mask
+at the encoder-input size (h, w) is SAM's ``postprocess_masks`` first step: bilinear
+(align_corners=False) to 1024x1024, the top-left (h, w) kept, a pixel in the mask when > 0
+(``Sam.mask_threshold``); :func:`work_mask` does it here, ``LogitMask`` in decoder.js in the
+page. With one tap (two points with the padding one) the best of SAM's three candidate masks by
 predicted IoU is returned, with several taps its single-mask output: the selection
-``SamOnnxModel.select_masks`` makes, the same as :meth:`MobileSamSegmenter.segment_points`.
+``SamOnnxModel.select_masks`` makes, the same as :meth:`MobileSamSegmenter.segment_points` for
+several taps.
 """
 
 from __future__ import annotations
@@ -33,15 +40,19 @@ import numpy as np
 from models.runtime.weights import sha256_file
 
 OPSET = 17
-INPUT_NAMES = ("image_embeddings", "point_coords", "point_labels", "mask_input",
-               "has_mask_input", "orig_im_size")  # fmt: skip
-OUTPUT_NAMES = ("masks", "iou_predictions", "low_res_masks")
+#: The graph's layout (inputs, outputs, meaning), kept in the published manifest: a decoder
+#: published with another layout is exported again, and decoder.js runs only this one.
+#: 1: SamOnnxModel with masks upsampled in the graph; 2: TapDecoder, low-res logits.
+GRAPH_VERSION = 2
+INPUT_NAMES = ("image_embeddings", "point_coords", "point_labels", "input_size")
+OUTPUT_NAMES = ("low_res_masks", "iou_predictions")
 EMBEDDING_SHAPE = (1, 256, 64, 64)
 
 
 def export_prompt_decoder(model: Any, path: Path) -> str:
     """Write MobileSAM's prompt encoder + mask decoder (of ``model``, a built
-    ``mobile_sam.modeling.Sam``) to ``path`` as ONNX (float32 weights, ~16 MB for vit_t).
+    ``mobile_sam.modeling.Sam``) to ``path`` as ONNX (:class:`TapDecoder`, float32 weights,
+    ~16 MB for vit_t).
 
     The file is written beside ``path`` and renamed into place, so a reader never sees half a
     file. Takes ~2 s on 2 CPU cores.
@@ -54,14 +65,14 @@ def export_prompt_decoder(model: Any, path: Path) -> str:
         OSError: ``path``'s directory is not writable.
     """
     import torch
-    from mobile_sam.utils.onnx import SamOnnxModel
 
-    wrapper = SamOnnxModel(model, return_single_mask=True).eval()
+    from models.segment.tap_decoder import TapDecoder
+
+    wrapper = TapDecoder(model).eval()
     embeddings = torch.zeros(EMBEDDING_SHAPE, dtype=torch.float32)
     coords = torch.tensor([[[512.0, 384.0], [0.0, 0.0]]])
     labels = torch.tensor([[1.0, -1.0]])
-    args = (embeddings, coords, labels, torch.zeros((1, 1, 256, 256)), torch.zeros(1),
-            torch.tensor([768.0, 1024.0]))  # fmt: skip
+    args = (embeddings, coords, labels, torch.tensor([768.0, 1024.0]))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
@@ -130,8 +141,7 @@ def decoder_inputs(
         labels: (N,) int, 1 on the object, 0 background.
 
     Returns:
-        name -> array, see the module docstring; masks come back at the encoder-input size
-        (:func:`models.segment.segmenter.work_size` of ``photo_size``).
+        name -> array, see the module docstring.
 
     Raises:
         ValueError: no point, or points and labels of different lengths.
@@ -150,7 +160,29 @@ def decoder_inputs(
         "image_embeddings": np.asarray(embeddings, dtype=np.float32),
         "point_coords": coords.astype(np.float32),
         "point_labels": np.concatenate([labels, [-1.0]]).astype(np.float32)[None],
-        "mask_input": np.zeros((1, 1, 256, 256), np.float32),
-        "has_mask_input": np.zeros(1, np.float32),
-        "orig_im_size": np.array([in_h, in_w], dtype=np.float32),
+        "input_size": np.array([in_h, in_w], dtype=np.float32),
     }
+
+
+def work_mask(low_res: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """The (h, w) bool mask at the encoder-input size from the decoder's low-res logits:
+    bilinear (align_corners=False) to the padded 1024x1024 input, the top-left (h, w), > 0.
+    The computation of :meth:`MobileSamSegmenter._work_logits` and ``LogitMask`` in decoder.js.
+
+    Args:
+        low_res: (1, 1, r, c) float32 logits (``low_res_masks``): the top-left of the 256x256
+            logits, the rest (never read for the (h, w) mask) padded with zeros here.
+        input_size: (h, w), :func:`models.segment.segmenter.work_size` of the photo.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from models.segment.segmenter import ENCODER_SIZE, LOW_RES
+
+    low_res = torch.as_tensor(low_res, dtype=torch.float32)
+    full = low_res.new_zeros((1, 1, LOW_RES, LOW_RES))
+    full[..., : low_res.shape[-2], : low_res.shape[-1]] = low_res
+    logits = F.interpolate(full, (ENCODER_SIZE, ENCODER_SIZE), mode="bilinear",
+                           align_corners=False)  # fmt: skip
+    in_h, in_w = input_size
+    return (logits[0, 0, :in_h, :in_w] > 0).numpy()

@@ -40,6 +40,24 @@ def test_a_worker_publishes_the_decoder_once_per_checkpoint(app, client, auth, s
     assert client.get("/api/v1/decoder/other.onnx").status_code == 404
 
 
+def test_a_decoder_of_another_graph_layout_is_exported_again(app, client, auth,
+                                                            service):  # noqa: F811
+    """A manifest written for the previous graph (masks upsampled in the graph, which the page
+    no longer reads) is replaced, even for the same checkpoint."""
+    from models.segment.onnx_decoder import GRAPH_VERSION
+
+    with app.app_context():
+        store = storage()
+        manifest = publish_decoder(store, service)
+        assert manifest["graph"] == GRAPH_VERSION
+        store.put(MANIFEST, json.dumps({**manifest, "graph": 1, "file": "old.onnx"}).encode())
+        store.put("models/old.onnx", b"an older graph")
+        assert publish_decoder(store, service) == manifest
+        assert read_manifest(store) == manifest
+    auth.register()
+    assert client.get("/api/v1/decoder").get_json()["graph"] == GRAPH_VERSION
+
+
 def test_an_unreadable_manifest_means_no_decoder(app):
     with app.app_context():
         storage().put(MANIFEST, b"{not json")
