@@ -49,6 +49,16 @@ export function workSize(height, width) {
   return [Math.floor(height * scale + 0.5), Math.floor(width * scale + 0.5)];
 }
 
+/**
+ * WebAssembly threads for the decoder: half the cores, at most 4 (onnxruntime-web's own default),
+ * when the page is cross-origin isolated (the app's COOP/COEP headers: threads share memory
+ * through a SharedArrayBuffer), else 1.
+ */
+export function decoderThreads() {
+  if (!self.crossOriginIsolated) return 1;
+  return Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
+}
+
 async function session(decoderUrl) {
   if (!sessionPromise) {
     sessionPromise = (async () => {
@@ -57,7 +67,7 @@ async function session(decoderUrl) {
       if (info.graph !== GRAPH) return null; // a decoder published for another page version
       const ort = await import(ORT_URL);
       ort.env.wasm.wasmPaths = ORT_DIR;
-      ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which the app does not set
+      ort.env.wasm.numThreads = decoderThreads();
       const created = await ort.InferenceSession.create(info.url, { executionProviders: ["wasm"] });
       return { ort, session: created, info };
     })().catch(() => null);

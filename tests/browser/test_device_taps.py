@@ -120,6 +120,10 @@ def test_a_tap_is_decoded_on_the_device_refined_and_named(
     section = page.locator("[data-result]")
     choose_cut_out(page)
     assert section.get_attribute("data-decoder") == "device"
+    # Cross-origin isolated (WebAssembly threads allowed), and the page's images still load.
+    assert page.evaluate("self.crossOriginIsolated")
+    assert page.evaluate("[...document.querySelectorAll('[data-result] img.result-img')]"
+                         ".every(i => i.complete && i.naturalWidth > 0)")
     jobs_before = page.evaluate("performance.getEntriesByType('resource')"
                                 ".filter(e => e.name.includes('/point')).length")
     w, h = (float(v) for v in section.locator(".result-img").evaluate(
