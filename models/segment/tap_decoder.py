@@ -1,15 +1,21 @@
 """MobileSAM's prompt encoder and mask decoder for one set of taps, computed in an order that
-costs about half the multiply-adds of ``MaskDecoder.predict_masks``: the graph the page runs
-(:mod:`models.segment.onnx_decoder` exports it).
+costs well under half the multiply-adds of ``MaskDecoder.predict_masks`` per tap: the graphs the
+page runs (:mod:`models.segment.onnx_decoder` exports them). :class:`ImageProjections` runs once
+per photo, :class:`TapDecoder` once per tap.
 
 It is the function of ``mobile_sam.utils.onnx.SamOnnxModel(model, return_single_mask=True)``
 without a mask prompt, giving its low-resolution logits, rearranged (same weights, float32)
 as follows; the logits agree to float32 rounding (tests/models/segment/test_onnx_decoder.py).
 
-- Attention between the T prompt tokens (T = 5 output tokens + the points, ~7) and the
+- The first layer's attention projections of the image tokens (keys and values of tokens to
+  image, queries of image to tokens) do not depend on the taps: :class:`ImageProjections`
+  computes them once per photo (3 x 134 M multiply-adds), and each tap uses them as SAM's
+  ``Attention`` does.
+- In the later attentions between the T prompt tokens (T = 5 output tokens + the points, ~7) and the
   L = 4096 image tokens projects every image token through k/v (tokens to image) or q/out
-  (image to tokens) linear layers: 256 -> 128 per token, four times per layer and twice in the
-  final attention, ~134 M multiply-adds each. Those projections are linear, so they are moved
+  (image to tokens) linear layers: 256 -> 128 per token, four times in the second layer and
+  twice in the final attention, ~134 M multiply-adds each; the first layer's image-to-tokens
+  output projection likewise. Those projections are linear, so they are moved
   to the token side ("absorbed"): tokens-to-image scores are ``(q_h W_k,h) . x_i`` and the
   output is ``(P_h X) W_v,h^T`` (each row of the softmax ``P_h`` sums to 1, so the value bias
   passes through); image-to-tokens scores are ``x_i . (W_q,h^T k_h,t)`` and the output is
@@ -40,6 +46,77 @@ from torch import nn
 def _heads(x: torch.Tensor, count: int) -> torch.Tensor:
     """(n, count * d) -> (count, n, d)."""
     return x.reshape(x.shape[0], count, -1).transpose(0, 1)
+
+
+def image_tokens(model: Any, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two-way transformer's image tokens (L, C) and their positional encoding (L, C),
+    float32, from a (1, C, 64, 64) image embedding: the embedding plus the dense prompt
+    embedding, which without a mask prompt is one learnt vector (``no_mask_embed``)."""
+    channels = image_embeddings.shape[1]
+    encoder = model.prompt_encoder
+    keys = image_embeddings[0].reshape(channels, -1).T + encoder.no_mask_embed.weight
+    return keys, encoder.get_dense_pe()[0].reshape(channels, -1).T
+
+
+class ImageProjections(nn.Module):
+    """The first transformer layer's image-side projections, once per photo.
+
+    Input: ``image_embeddings`` (1, 256, 64, 64) float32.
+    Outputs, each (heads, L, d) = (8, 4096, 16) float32, split by head as ``Attention`` does:
+        image_keys: tokens-to-image keys, ``k_proj(tokens + positional encoding)``;
+        image_values: tokens-to-image values, ``v_proj(tokens)``;
+        image_queries: image-to-tokens queries, ``q_proj(tokens + positional encoding)``.
+    """
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    @torch.no_grad()
+    def forward(self, image_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """See the class docstring."""
+        keys, key_pe = image_tokens(self.model, image_embeddings)
+        layer = self.model.mask_decoder.transformer.layers[0]
+        to_image, to_tokens = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+        return (_heads(to_image.k_proj(keys + key_pe), to_image.num_heads),
+                _heads(to_image.v_proj(keys), to_image.num_heads),
+                _heads(to_tokens.q_proj(keys + key_pe), to_tokens.num_heads))  # fmt: skip
+
+
+def tokens_to_projected_image(
+    attn: Any, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor
+) -> torch.Tensor:
+    """``attn(q, k, v)`` for T token queries on image keys and values already projected and
+    split by head ((h, L, d), :class:`ImageProjections`): SAM's ``Attention`` from there on.
+
+    Returns:
+        (T, C) float32.
+    """
+    count = q.shape[0]
+    qh = _heads(attn.q_proj(q), attn.num_heads)  # (h, T, d)
+    weights = torch.softmax(qh @ keys.transpose(1, 2) / math.sqrt(qh.shape[-1]), dim=-1)
+    return attn.out_proj((weights @ values).transpose(0, 1).reshape(count, -1))
+
+
+def projected_image_to_tokens(
+    attn: Any, queries: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """``attn(q, k, v)`` for image queries already projected and split by head ((h, L, d),
+    :class:`ImageProjections`) on T tokens, the output projection absorbed into the token side
+    (as :func:`image_to_tokens`).
+
+    Returns:
+        (L, C) float32.
+    """
+    heads = attn.num_heads
+    count = k.shape[0]
+    kh = _heads(attn.k_proj(k), heads)  # (h, T, d)
+    weights = torch.softmax(queries @ kh.transpose(1, 2) / math.sqrt(kh.shape[-1]), dim=-1)
+    vh = _heads(attn.v_proj(v), heads)  # (h, T, d)
+    w_out = attn.out_proj.weight  # (C, h * d)
+    outputs = vh @ w_out.reshape(w_out.shape[0], heads, -1).permute(1, 2, 0)  # (h, T, C)
+    weights = weights.transpose(0, 1).reshape(-1, heads * count)  # (L, h * T)
+    return weights @ outputs.reshape(heads * count, -1) + attn.out_proj.bias
 
 
 def tokens_to_image(attn: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -101,6 +178,8 @@ class TapDecoder(nn.Module):
 
     Inputs of :meth:`forward`, as ``SamOnnxModel`` takes them:
         image_embeddings: (1, 256, 64, 64) float32.
+        image_keys, image_values, image_queries: (8, 4096, 16) float32, the outputs of
+            :class:`ImageProjections` for the same embedding.
         point_coords: (1, N, 2) float32, (x, y) in encoder-input pixels, SAM's padding point
             (0, 0) last.
         point_labels: (1, N) float32, 1 object, 0 background, -1 the padding point.
@@ -132,24 +211,37 @@ class TapDecoder(nn.Module):
         return embedding
 
     def _transformer(
-        self, tokens: torch.Tensor, keys: torch.Tensor, key_pe: torch.Tensor
+        self,
+        tokens: torch.Tensor,
+        keys: torch.Tensor,
+        key_pe: torch.Tensor,
+        projected: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``TwoWayTransformer.forward`` on (T, C) tokens and (L, C) image tokens."""
+        """``TwoWayTransformer.forward`` on (T, C) tokens and (L, C) image tokens, the first
+        layer's image projections given (``projected``: keys, values, queries)."""
         transformer = self.model.mask_decoder.transformer
+        image_keys, image_values, image_queries = projected
         queries = tokens
-        for layer in transformer.layers:
+        for i, layer in enumerate(transformer.layers):
             if layer.skip_first_layer_pe:
                 queries = layer.self_attn(q=queries[None], k=queries[None], v=queries[None])[0]
             else:
                 q = (queries + tokens)[None]
                 queries = queries + layer.self_attn(q=q, k=q, v=queries[None])[0]
             queries = layer.norm1(queries)
-            attended = tokens_to_image(layer.cross_attn_token_to_image, queries + tokens,
-                                       keys + key_pe, keys)  # fmt: skip
+            to_image, to_tokens = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+            if i == 0:
+                attended = tokens_to_projected_image(to_image, queries + tokens, image_keys,
+                                                     image_values)  # fmt: skip
+            else:
+                attended = tokens_to_image(to_image, queries + tokens, keys + key_pe, keys)
             queries = layer.norm2(queries + attended)
             queries = layer.norm3(queries + layer.mlp(queries))
-            attended = image_to_tokens(layer.cross_attn_image_to_token, keys + key_pe,
-                                       queries + tokens, queries)  # fmt: skip
+            if i == 0:
+                attended = projected_image_to_tokens(to_tokens, image_queries, queries + tokens,
+                                                     queries)  # fmt: skip
+            else:
+                attended = image_to_tokens(to_tokens, keys + key_pe, queries + tokens, queries)
             keys = layer.norm4(keys + attended)
         attended = tokens_to_image(transformer.final_attn_token_to_image, queries + tokens,
                                    keys + key_pe, keys)  # fmt: skip
@@ -170,6 +262,9 @@ class TapDecoder(nn.Module):
     def forward(
         self,
         image_embeddings: torch.Tensor,
+        image_keys: torch.Tensor,
+        image_values: torch.Tensor,
+        image_queries: torch.Tensor,
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
         input_size: torch.Tensor,
@@ -181,11 +276,9 @@ class TapDecoder(nn.Module):
         side = model.prompt_encoder.image_embedding_size[0]  # 64: a square grid of tokens
         tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight,
                             self._embed_points(point_coords, point_labels)])  # fmt: skip
-        # Without a mask prompt the dense prompt embedding is one learnt vector.
-        no_mask = model.prompt_encoder.no_mask_embed.weight
-        keys = image_embeddings[0].reshape(channels, -1).T + no_mask
-        key_pe = model.prompt_encoder.get_dense_pe()[0].reshape(channels, -1).T
-        queries, keys = self._transformer(tokens, keys, key_pe)
+        keys, key_pe = image_tokens(model, image_embeddings)
+        queries, keys = self._transformer(tokens, keys, key_pe,
+                                          (image_keys, image_values, image_queries))  # fmt: skip
 
         count = decoder.num_mask_tokens
         iou = decoder.iou_prediction_head(queries[0])  # (count,)

@@ -1,11 +1,12 @@
 // Taps decoded on the device, as SAM's own web demo does: MobileSAM's prompt encoder and mask
-// decoder (an ONNX file a worker exported from its checkpoint, GET /api/v1/decoder) run with
+// decoder (two ONNX graphs a worker exported from its checkpoint, GET /api/v1/decoder) run with
 // onnxruntime-web (WebAssembly, served from static/vendor/ort/, no CDN) on the photo's image
 // embedding (1x256x64x64 float16, the photo's embedding.f16, fetched once). Inputs and outputs
-// as models/segment/onnx_decoder.py documents them: the graph returns SAM's low-res mask logits
-// (the part of its 256x256 grid under the photo), and LogitMask upsamples them only where a
-// pixel is drawn or counted. When WebAssembly, the decoder or the embedding is missing,
-// openDecoder resolves null and the page sends taps to the worker instead.
+// as models/segment/onnx_decoder.py documents them: the projection graph runs once per photo,
+// the decoder graph once per tap and returns SAM's low-res mask logits (the part of its 256x256
+// grid under the photo), and LogitMask upsamples them only where a pixel is drawn or counted.
+// When WebAssembly, the decoder or the embedding is missing, openDecoder resolves null and the
+// page sends taps to the worker instead.
 
 import { getJSON } from "./api.js";
 
@@ -14,10 +15,10 @@ const ORT_DIR = "/static/vendor/ort/";
 const LONG_SIDE = 1024; // MobileSAM's encoder input, long side (ResizeLongestSide)
 const LOW_RES = 256; // side of SAM's low-res mask logits, covering the padded 1024x1024 input
 const UPSCALE = LONG_SIDE / LOW_RES;
-const GRAPH = 2; // the decoder graph's layout this page runs (GRAPH_VERSION in onnx_decoder.py)
+const GRAPH = 3; // the decoder graph's layout this page runs (GRAPH_VERSION in onnx_decoder.py)
 const EMBEDDING_VALUES = 256 * 64 * 64;
 
-let sessionPromise = null; // one decoder session per page, shared by every photo on it
+let sessionPromise = null; // one pair of sessions per page, shared by every photo on it
 
 /** float16 bits -> float32 value (IEEE 754 binary16: 1 sign, 5 exponent, 10 fraction bits). */
 function halfToFloat(h) {
@@ -68,8 +69,11 @@ async function session(decoderUrl) {
       const ort = await import(ORT_URL);
       ort.env.wasm.wasmPaths = ORT_DIR;
       ort.env.wasm.numThreads = decoderThreads();
-      const created = await ort.InferenceSession.create(info.url, { executionProviders: ["wasm"] });
-      return { ort, session: created, info };
+      const options = { executionProviders: ["wasm"] };
+      // One at a time: onnxruntime-web loads its WebAssembly module with the first session.
+      const created = await ort.InferenceSession.create(info.url, options);
+      const projections = await ort.InferenceSession.create(info.projections_url, options);
+      return { ort, session: created, projections, info };
     })().catch(() => null);
   }
   return sessionPromise;
@@ -269,13 +273,15 @@ export class LogitMask {
   }
 }
 
-/** Decodes taps on one photo with the shared session and the photo's embedding. */
+/** Decodes taps on one photo with the shared sessions, the photo's embedding and its
+ * first-layer projections (the projection graph's outputs, made once by openDecoder). */
 export class DeviceDecoder {
-  constructor(runtime, embedding, photoH, photoW) {
+  constructor(runtime, embedding, projected, photoH, photoW) {
     this.ort = runtime.ort;
     this.session = runtime.session;
     this.weights = runtime.info.weights;
     this.embedding = embedding;
+    this.projected = projected; // {image_keys, image_values, image_queries}: ort.Tensor
     this.photoH = photoH;
     this.photoW = photoW;
     [this.workH, this.workW] = workSize(photoH, photoW);
@@ -301,6 +307,7 @@ export class DeviceDecoder {
     labels[n - 1] = -1;
     const out = await this.session.run({
       image_embeddings: this.embedding,
+      ...this.projected,
       point_coords: new ort.Tensor("float32", coords, [1, n, 2]),
       point_labels: new ort.Tensor("float32", labels, [1, n]),
       input_size: new ort.Tensor("float32", new Float32Array([this.workH, this.workW]), [2]),
@@ -327,7 +334,8 @@ export async function openDecoder(section, photoH, photoW) {
     const values = float16ToFloat32(await response.arrayBuffer());
     if (values.length !== EMBEDDING_VALUES) return null;
     const embedding = new runtime.ort.Tensor("float32", values, [1, 256, 64, 64]);
-    return new DeviceDecoder(runtime, embedding, photoH, photoW);
+    const projected = await runtime.projections.run({ image_embeddings: embedding });
+    return new DeviceDecoder(runtime, embedding, projected, photoH, photoW);
   } catch {
     return null;
   }

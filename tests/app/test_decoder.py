@@ -22,6 +22,8 @@ def test_a_worker_publishes_the_decoder_once_per_checkpoint(app, client, auth, s
         manifest = publish_decoder(store, service)
         assert manifest == read_manifest(store)
         assert manifest["weights"] == "unverified" and len(manifest["sha256"]) == 64
+        assert len(manifest["projections_sha256"]) == 64
+        assert store.exists("models/" + manifest["projections_file"])
         key = "models/" + manifest["file"]
         assert store.exists(key)
         store.put(key, store.get(key))  # same bytes, newer file
@@ -37,6 +39,8 @@ def test_a_worker_publishes_the_decoder_once_per_checkpoint(app, client, auth, s
     import hashlib
 
     assert hashlib.sha256(body).hexdigest() == manifest["sha256"]
+    projections = client.get(info["projections_url"]).get_data()
+    assert hashlib.sha256(projections).hexdigest() == manifest["projections_sha256"]
     assert client.get("/api/v1/decoder/other.onnx").status_code == 404
 
 
@@ -50,7 +54,8 @@ def test_a_decoder_of_another_graph_layout_is_exported_again(app, client, auth,
         store = storage()
         manifest = publish_decoder(store, service)
         assert manifest["graph"] == GRAPH_VERSION
-        store.put(MANIFEST, json.dumps({**manifest, "graph": 1, "file": "old.onnx"}).encode())
+        old = {key: value for key, value in manifest.items() if "projections" not in key}
+        store.put(MANIFEST, json.dumps({**old, "graph": 2, "file": "old.onnx"}).encode())
         store.put("models/old.onnx", b"an older graph")
         assert publish_decoder(store, service) == manifest
         assert read_manifest(store) == manifest
