@@ -11,14 +11,14 @@ as follows; the logits agree to float32 rounding (tests/models/segment/test_onnx
   image, queries of image to tokens) do not depend on the taps: :class:`ImageProjections`
   computes them once per photo (3 x 134 M multiply-adds), and each tap uses them as SAM's
   ``Attention`` does.
-- In the later attentions between the T prompt tokens (T = 5 output tokens + the points, ~7) and the
-  L = 4096 image tokens projects every image token through k/v (tokens to image) or q/out
-  (image to tokens) linear layers: 256 -> 128 per token, four times in the second layer and
-  twice in the final attention, ~134 M multiply-adds each; the first layer's image-to-tokens
-  output projection likewise. Those projections are linear, so they are moved
-  to the token side ("absorbed"): tokens-to-image scores are ``(q_h W_k,h) . x_i`` and the
-  output is ``(P_h X) W_v,h^T`` (each row of the softmax ``P_h`` sums to 1, so the value bias
-  passes through); image-to-tokens scores are ``x_i . (W_q,h^T k_h,t)`` and the output is
+- The other attentions between the T prompt tokens (T = 5 output tokens + the points, ~7)
+  and the L = 4096 image tokens project every image token through linear layers, 256 -> 128
+  per token (~134 M multiply-adds each): k/v of tokens to image and q/out of image to tokens
+  in the second layer, k/v of the final attention, and the first layer's image-to-tokens
+  output projection. Those projections are linear, so they are moved to the token side
+  ("absorbed"): tokens-to-image scores are ``(q_h W_k,h) . x_i`` and the output is
+  ``(P_h X) W_v,h^T`` (each row of the softmax ``P_h`` sums to 1, so the value bias passes
+  through); image-to-tokens scores are ``x_i . (W_q,h^T k_h,t)`` and the output is
   ``sum_(h,t) P_i,h,t (W_out,h v_h,t)``. Each becomes one product of the L image tokens with
   8 heads x T token vectors (~58 M multiply-adds).
 - The output upscaling (two 2x2 stride-2 transposed convolutions, each a per-pixel linear map
