@@ -228,11 +228,11 @@ export class CutOut {
       section.dataset.decodeMs = ms.toFixed(1);
       section.dataset.decodedBy = "device";
       section.dataset.taps = String(this.points.length);
-      if (!mask.area) stage.mark(last.x, last.y, "wrong");
+      if (mask.empty) stage.mark(last.x, last.y, "wrong");
       section.dataset.cutState = "device";
       if (this.bar) this.bar.hidden = false;
       if (this.undoBtn) this.undoBtn.disabled = false;
-      this.ctx.setHint(mask.area ? "Tap again to add more, or take some away. Then: Cut it out!" : "Nothing there yet. Tap right on a thing!");
+      this.ctx.setHint(!mask.empty ? "Tap again to add more, or take some away. Then: Cut it out!" : "Nothing there yet. Tap right on a thing!");
     } catch {
       // The decoder failed on this device: the worker cuts it out instead.
       this.ctx.device = Promise.resolve(null);
@@ -254,7 +254,7 @@ export class CutOut {
   /** "Cut it out!": the device's cut-out in the sheet, named by the worker (a point job). */
   async done() {
     const first = this.points.find((p) => p.label === 1);
-    if (this.busy || !first || !this.mask?.area) return;
+    if (this.busy || !first || !this.mask || this.mask.empty) return;
     const mask = this.mask;
     const image = await cutoutOf(this.ctx.stage.img.dataset.originalSrc, mask, mask.box());
     await this.serverTap(first, { image, mask });

@@ -115,10 +115,11 @@ function reach(axis, lo, hi) {
  * A mask the decoder returned, kept as its low-res logits: the mask at the encoder-input size
  * (workH x workW, the photo resized to 1024 on its long side) is where their bilinear
  * upsampling is > 0, as PyTorch computes it on the server. Stands for the whole photo (h x w);
- * the same interface as rle.js's Mask (h, w, area, contains, box, render). Pixels are upsampled
- * only inside the box of the positive logits (nothing outside it can be > 0), a row at a time
- * from two low-res rows interpolated along it (the separable form of the same arithmetic), and
- * drawing samples the logits at the canvas's own pixels instead of making the 1024-px mask.
+ * the same interface as rle.js's Mask (h, w, area, empty, contains, box, render). Pixels are
+ * upsampled only inside the box of the positive logits (nothing outside it can be > 0), a row
+ * at a time from two low-res rows interpolated along it (the separable form of the same
+ * arithmetic); drawing samples the logits at the canvas's own pixels instead of making the
+ * 1024-px mask, and a tap needs only `empty` (the first pixel found), not the whole count.
  */
 export class LogitMask {
   /**
@@ -149,7 +150,8 @@ export class LogitMask {
   /**
    * Calls visit(k, values, first) for each position k of `ya` whose upsampled row can hold a
    * positive logit, `values` (Float32Array) being that row's logits at positions first.. of
-   * `xa` (the ones that can be positive). Nothing is visited for an empty mask.
+   * `xa` (the ones that can be positive), until visit returns true. Nothing is visited for an
+   * empty mask.
    */
   eachRow(ya, xa, visit) {
     if (!this.positive) return;
@@ -179,7 +181,7 @@ export class LogitMask {
       const b = along(ya.i1[k]);
       const w = ya.w[k];
       for (let j = 0; j < span; j += 1) values[j] = (1 - w) * a[j] + w * b[j];
-      visit(k, values, first);
+      if (visit(k, values, first) === true) return;
     }
   }
 
@@ -206,6 +208,17 @@ export class LogitMask {
     });
     this.scanned = { count, box: x1 < 0 ? null : [x0, y0, x1, y1] };
     return this.scanned;
+  }
+
+  /** True when the work-size mask has no pixel: stops at the first one it finds. */
+  get empty() {
+    if (this.scanned) return this.scanned.count === 0;
+    let found = false;
+    this.eachRow(bilinearAxis(this.workH), bilinearAxis(this.workW), (r, values) => {
+      for (let j = 0; !found && j < values.length; j += 1) found = values[j] > 0;
+      return found; // true stops the rows
+    });
+    return !found;
   }
 
   /** Mask pixels in the photo (the work-size count scaled to photo pixels); 0 when empty. */

@@ -42,8 +42,10 @@ DECODE_IN_PAGE = """async ([points]) => {
       .getImageData(0, 0, mask.workW, mask.workH).data;
     let differ = 0;
     for (let i = 0; i < bits.length; i += 1) differ += (drawn[4 * i + 3] > 127) !== (bits[i] === 1);
+    const fresh = new mask.constructor(mask.logits, mask.rows, mask.cols, mask.workH, mask.workW,
+                                       mask.h, mask.w);
     out.push({ h: mask.workH, w: mask.workW, bits: btoa(text), area: mask.area, box: mask.box(),
-               drawnDiffer: differ });
+               empty: fresh.empty, drawnDiffer: differ });
   }
   return out;
 }"""
@@ -109,6 +111,7 @@ def test_the_browser_masks_equal_pytorch_masks(app, live_server, segmenter_servi
                                             min(w, (xs.max() + 1) * w / out["w"]),
                                             min(h, (ys.max() + 1) * h / out["h"])])
         assert out["drawnDiffer"] <= bits.size * 1e-4
+        assert out["empty"] is False
 
 
 @pytest.mark.parametrize(("size", "name"), [(PHONE, "phone"), (TABLET, "tablet")])
@@ -165,6 +168,26 @@ def test_a_tap_is_decoded_on_the_device_refined_and_named(
     assert spoken(page), "the name (or 'not sure') was said"
     assert serious_violations(page) == []
     assert page.errors == []
+
+
+def test_a_mask_without_pixels_is_empty(app, live_server, new_page):
+    """A LogitMask is empty when no upsampled logit under the photo is > 0, even when a
+    positive logit lies in the padding beyond it: nothing is lit and "Cut it out!" waits."""
+    page = new_page(PHONE)
+    page.goto(live_server + "/login")
+    got = page.evaluate("""async () => {
+      const { LogitMask } = await import('/static/js/decoder.js');
+      const make = (cells) => {
+        const logits = new Float32Array(64).fill(-1);
+        for (const i of cells) logits[i] = 5;
+        return new LogitMask(logits, 8, 8, 20, 24, 40, 48);  // 20 x 24 work pixels read 6 rows
+      };
+      return [[], [63], [9]].map(make)
+        .map((m) => ({ empty: m.empty, area: m.area, box: m.box() }));
+    }""")
+    assert got[0] == {"empty": True, "area": 0, "box": None}
+    assert got[1] == {"empty": True, "area": 0, "box": None}  # low-res cell (7, 7): padding
+    assert got[2]["empty"] is False and got[2]["area"] > 0 and got[2]["box"] is not None
 
 
 def test_another_account_gets_no_embedding(app, live_server, segmenter_service, new_page):
