@@ -1,19 +1,24 @@
 // Taps decoded on the device, as SAM's own web demo does: MobileSAM's prompt encoder and mask
-// decoder (an ONNX file a worker exported from its checkpoint, GET /api/v1/decoder) run with
+// decoder (two ONNX graphs a worker exported from its checkpoint, GET /api/v1/decoder) run with
 // onnxruntime-web (WebAssembly, served from static/vendor/ort/, no CDN) on the photo's image
-// embedding (1x256x64x64 float16, the photo's embedding.f16, fetched once). Inputs as
-// models/segment/onnx_decoder.py documents them; masks come back at the encoder-input size
-// (the photo resized to 1024 on its long side). When WebAssembly, the decoder or the embedding
-// is missing, openDecoder resolves null and the page sends taps to the worker instead.
+// embedding (1x256x64x64 float16, the photo's embedding.f16, fetched once). Inputs and outputs
+// as models/segment/onnx_decoder.py documents them: the projection graph runs once per photo,
+// the decoder graph once per tap and returns SAM's low-res mask logits (the part of its 256x256
+// grid under the photo), and LogitMask upsamples them only where a pixel is drawn or counted.
+// When WebAssembly, the decoder or the embedding is missing, openDecoder resolves null and the
+// page sends taps to the worker instead.
 
 import { getJSON } from "./api.js";
 
 const ORT_URL = "/static/vendor/ort/ort.wasm.min.mjs";
 const ORT_DIR = "/static/vendor/ort/";
 const LONG_SIDE = 1024; // MobileSAM's encoder input, long side (ResizeLongestSide)
+const LOW_RES = 256; // side of SAM's low-res mask logits, covering the padded 1024x1024 input
+const UPSCALE = LONG_SIDE / LOW_RES;
+const GRAPH = 3; // the decoder graph's layout this page runs (GRAPH_VERSION in onnx_decoder.py)
 const EMBEDDING_VALUES = 256 * 64 * 64;
 
-let sessionPromise = null; // one decoder session per page, shared by every photo on it
+let sessionPromise = null; // one pair of sessions per page, shared by every photo on it
 
 /** float16 bits -> float32 value (IEEE 754 binary16: 1 sign, 5 exponent, 10 fraction bits). */
 function halfToFloat(h) {
@@ -45,102 +50,251 @@ export function workSize(height, width) {
   return [Math.floor(height * scale + 0.5), Math.floor(width * scale + 0.5)];
 }
 
+/**
+ * WebAssembly threads for the decoder: half the cores, at most 4 (onnxruntime-web's own default),
+ * when the page is cross-origin isolated (the app's COOP/COEP headers: threads share memory
+ * through a SharedArrayBuffer), else 1.
+ */
+export function decoderThreads() {
+  if (!self.crossOriginIsolated) return 1;
+  return Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
+}
+
 async function session(decoderUrl) {
   if (!sessionPromise) {
     sessionPromise = (async () => {
       if (typeof WebAssembly !== "object") return null;
       const info = await getJSON(decoderUrl);
+      if (info.graph !== GRAPH) return null; // a decoder published for another page version
       const ort = await import(ORT_URL);
       ort.env.wasm.wasmPaths = ORT_DIR;
-      ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which the app does not set
-      const created = await ort.InferenceSession.create(info.url, { executionProviders: ["wasm"] });
-      return { ort, session: created, info };
+      ort.env.wasm.numThreads = decoderThreads();
+      const options = { executionProviders: ["wasm"] };
+      // One at a time: onnxruntime-web loads its WebAssembly module with the first session.
+      const created = await ort.InferenceSession.create(info.url, options);
+      const projections = await ort.InferenceSession.create(info.projections_url, options);
+      return { ort, session: created, projections, info };
     })().catch(() => null);
   }
   return sessionPromise;
 }
 
 /**
- * A mask the decoder returned: a bitmap at the encoder-input size (h' x w') standing for the
- * whole photo (h x w); the same interface as rle.js's Mask (h, w, area, contains, render).
+ * Bilinear source rows (or columns) of SAM's upsampling of the 256x256 low-res logits to the
+ * padded 1024x1024 encoder input (PyTorch's upsample_bilinear2d, align_corners=False, scale 1/4)
+ * for `n` positions: position k (a work pixel's centre is k + 0.5, `at(k)` gives it) reads
+ * low-res rows i0[k] and i1[k] with weights 1 - w[k] and w[k].
  */
-export class BitmapMask {
-  constructor(bits, workH, workW, photoH, photoW) {
-    this.bits = bits; // Uint8Array workH * workW, row-major, 1 inside
+function bilinearAxis(n, at = (k) => k + 0.5) {
+  const i0 = new Int32Array(n);
+  const i1 = new Int32Array(n);
+  const w = new Float64Array(n);
+  for (let k = 0; k < n; k += 1) {
+    const src = Math.max(0, at(k) / UPSCALE - 0.5);
+    const lo = Math.floor(src);
+    i0[k] = lo;
+    i1[k] = lo < LOW_RES - 1 ? lo + 1 : lo;
+    w[k] = src - lo;
+  }
+  return { i0, i1, w };
+}
+
+/** [first, last] positions of `axis` whose two source rows include one of lo..hi, or null. */
+function reach(axis, lo, hi) {
+  let first = -1;
+  let last = -1;
+  for (let k = 0; k < axis.i0.length; k += 1) {
+    if (axis.i1[k] < lo || axis.i0[k] > hi) continue;
+    if (first < 0) first = k;
+    last = k;
+  }
+  return first < 0 ? null : [first, last];
+}
+
+/**
+ * A mask the decoder returned, kept as its low-res logits: the mask at the encoder-input size
+ * (workH x workW, the photo resized to 1024 on its long side) is where their bilinear
+ * upsampling is > 0, as PyTorch computes it on the server. Stands for the whole photo (h x w);
+ * the same interface as rle.js's Mask (h, w, area, empty, contains, box, render). Pixels are
+ * upsampled only inside the box of the positive logits (nothing outside it can be > 0), a row
+ * at a time from two low-res rows interpolated along it (the separable form of the same
+ * arithmetic); drawing samples the logits at the canvas's own pixels instead of making the
+ * 1024-px mask, and a tap needs only `empty` (the first pixel found), not the whole count.
+ */
+export class LogitMask {
+  /**
+   * @param {Float32Array} logits  rows x cols, row-major: the top-left of SAM's 256x256 logits
+   */
+  constructor(logits, rows, cols, workH, workW, photoH, photoW) {
+    this.logits = logits;
+    this.rows = rows;
+    this.cols = cols;
     this.workH = workH;
     this.workW = workW;
     this.h = photoH;
     this.w = photoW;
+    let [r0, c0, r1, c1] = [rows, cols, -1, -1]; // the box of positive logits
+    for (let r = 0; r < rows; r += 1) {
+      for (let c = 0; c < cols; c += 1) {
+        if (!(logits[r * cols + c] > 0)) continue;
+        if (r < r0) r0 = r;
+        if (r > r1) r1 = r;
+        if (c < c0) c0 = c;
+        if (c > c1) c1 = c;
+      }
+    }
+    this.positive = r1 < 0 ? null : [r0, c0, r1, c1];
+    this.scanned = null; // {count, box} of the work-size mask, once counted
+  }
+
+  /**
+   * Calls visit(k, values, first) for each position k of `ya` whose upsampled row can hold a
+   * positive logit, `values` (Float32Array) being that row's logits at positions first.. of
+   * `xa` (the ones that can be positive), until visit returns true. Nothing is visited for an
+   * empty mask.
+   */
+  eachRow(ya, xa, visit) {
+    if (!this.positive) return;
+    const [pr0, pc0, pr1, pc1] = this.positive;
+    const rowSpan = reach(ya, pr0, pr1);
+    const colSpan = reach(xa, pc0, pc1);
+    if (!rowSpan || !colSpan) return;
+    const [first, last] = colSpan;
+    const span = last - first + 1;
+    const { logits, cols } = this;
+    const cache = new Array(this.rows); // low-res row i interpolated along xa
+    const along = (i) => {
+      if (!cache[i]) {
+        const out = new Float32Array(span);
+        const base = i * cols;
+        for (let k = 0; k < span; k += 1) {
+          const w = xa.w[first + k];
+          out[k] = (1 - w) * logits[base + xa.i0[first + k]] + w * logits[base + xa.i1[first + k]];
+        }
+        cache[i] = out;
+      }
+      return cache[i];
+    };
+    const values = new Float32Array(span);
+    for (let k = rowSpan[0]; k <= rowSpan[1]; k += 1) {
+      const a = along(ya.i0[k]);
+      const b = along(ya.i1[k]);
+      const w = ya.w[k];
+      for (let j = 0; j < span; j += 1) values[j] = (1 - w) * a[j] + w * b[j];
+      if (visit(k, values, first) === true) return;
+    }
+  }
+
+  /** {count, box}: pixels of the work-size mask and their box [x0, y0, x1, y1], or null. */
+  scan() {
+    if (this.scanned) return this.scanned;
     let count = 0;
-    for (let i = 0; i < bits.length; i += 1) count += bits[i];
-    this.count = count;
-    this.area = Math.round(count * (photoH / workH) * (photoW / workW)); // in photo pixels
-    this.canvas = null;
+    let [x0, y0, x1, y1] = [Infinity, Infinity, -1, -1];
+    this.eachRow(bilinearAxis(this.workH), bilinearAxis(this.workW), (r, values, first) => {
+      let lo = -1;
+      let hi = -1;
+      for (let j = 0; j < values.length; j += 1) {
+        if (values[j] > 0) {
+          count += 1;
+          if (lo < 0) lo = j;
+          hi = j;
+        }
+      }
+      if (lo < 0) return;
+      if (first + lo < x0) x0 = first + lo;
+      if (first + hi > x1) x1 = first + hi;
+      if (r < y0) y0 = r;
+      y1 = r;
+    });
+    this.scanned = { count, box: x1 < 0 ? null : [x0, y0, x1, y1] };
+    return this.scanned;
+  }
+
+  /** True when the work-size mask has no pixel: stops at the first one it finds. */
+  get empty() {
+    if (this.scanned) return this.scanned.count === 0;
+    let found = false;
+    this.eachRow(bilinearAxis(this.workH), bilinearAxis(this.workW), (r, values) => {
+      for (let j = 0; !found && j < values.length; j += 1) found = values[j] > 0;
+      return found; // true stops the rows
+    });
+    return !found;
+  }
+
+  /** Mask pixels in the photo (the work-size count scaled to photo pixels); 0 when empty. */
+  get area() {
+    const { count } = this.scan();
+    return Math.round(count * (this.h / this.workH) * (this.w / this.workW));
+  }
+
+  /** The work-size mask (Uint8Array workH * workW, row-major, 1 inside), as PyTorch thresholds
+   * SAM's upsampled logits. */
+  get bits() {
+    const { workW } = this;
+    const bits = new Uint8Array(this.workH * workW);
+    this.eachRow(bilinearAxis(this.workH), bilinearAxis(workW), (r, values, first) => {
+      for (let j = 0; j < values.length; j += 1) bits[r * workW + first + j] = values[j] > 0 ? 1 : 0;
+    });
+    return bits;
   }
 
   contains(x, y) {
     const col = Math.floor((x * this.workW) / this.w);
     const row = Math.floor((y * this.workH) / this.h);
     if (col < 0 || row < 0 || col >= this.workW || row >= this.workH) return false;
-    return this.bits[row * this.workW + col] === 1;
+    let inside = false;
+    const ya = bilinearAxis(1, () => row + 0.5);
+    const xa = bilinearAxis(1, () => col + 0.5);
+    this.eachRow(ya, xa, (r, values) => { inside = values[0] > 0; });
+    return inside;
   }
 
   /** Tight box [x0, y0, x1, y1] in photo pixels, or null for an empty mask. */
   box() {
-    let [x0, y0, x1, y1] = [Infinity, Infinity, -1, -1];
-    for (let r = 0; r < this.workH; r += 1) {
-      for (let c = 0; c < this.workW; c += 1) {
-        if (!this.bits[r * this.workW + c]) continue;
-        if (c < x0) x0 = c;
-        if (c > x1) x1 = c;
-        if (r < y0) y0 = r;
-        if (r > y1) y1 = r;
-      }
-    }
-    if (x1 < 0) return null;
+    const { box } = this.scan();
+    if (!box) return null;
+    const [x0, y0, x1, y1] = box;
     const sx = this.w / this.workW;
     const sy = this.h / this.workH;
     return [x0 * sx, y0 * sy, Math.min(this.w, (x1 + 1) * sx), Math.min(this.h, (y1 + 1) * sy)];
   }
 
-  /** As rle.js Mask.render: a cw x ch canvas of `region` (photo pixels), white on the object. */
+  /**
+   * As rle.js Mask.render: a cw x ch canvas of `region` (photo pixels), white on the object.
+   * Each canvas pixel takes the sign of the logits upsampled at its own centre.
+   */
   render(cw, ch, region = [0, 0, this.w, this.h]) {
-    if (!this.canvas) {
-      const full = document.createElement("canvas");
-      full.width = this.workW;
-      full.height = this.workH;
-      const g = full.getContext("2d");
-      const image = g.createImageData(this.workW, this.workH);
-      for (let i = 0; i < this.bits.length; i += 1) {
-        if (!this.bits[i]) continue;
-        const o = i * 4;
-        image.data[o] = 255;
-        image.data[o + 1] = 255;
-        image.data[o + 2] = 255;
-        image.data[o + 3] = 255;
-      }
-      g.putImageData(image, 0, 0);
-      this.canvas = full;
-    }
     const out = document.createElement("canvas");
     out.width = cw;
     out.height = ch;
-    const g = out.getContext("2d");
+    if (!this.positive) return out;
+    const [x0, y0, x1, y1] = region;
     const sx = this.workW / this.w;
     const sy = this.workH / this.h;
-    const [x0, y0, x1, y1] = region;
-    g.drawImage(this.canvas, x0 * sx, y0 * sy, Math.max(1e-3, (x1 - x0) * sx), Math.max(1e-3, (y1 - y0) * sy), 0, 0, cw, ch);
+    // Canvas pixel (u, v) centres, in work pixels.
+    const xa = bilinearAxis(cw, (u) => (x0 + ((u + 0.5) * (x1 - x0)) / cw) * sx);
+    const ya = bilinearAxis(ch, (v) => (y0 + ((v + 0.5) * (y1 - y0)) / ch) * sy);
+    const g = out.getContext("2d");
+    const image = g.createImageData(cw, ch);
+    const pixels = new Uint32Array(image.data.buffer);
+    this.eachRow(ya, xa, (v, values, first) => {
+      const row = v * cw + first;
+      for (let j = 0; j < values.length; j += 1) if (values[j] > 0) pixels[row + j] = 0xffffffff;
+    });
+    g.putImageData(image, 0, 0);
     return out;
   }
 }
 
-/** Decodes taps on one photo with the shared session and the photo's embedding. */
+/** Decodes taps on one photo with the shared sessions, the photo's embedding and its
+ * first-layer projections (the projection graph's outputs, made once by openDecoder). */
 export class DeviceDecoder {
-  constructor(runtime, embedding, photoH, photoW) {
+  constructor(runtime, embedding, projected, photoH, photoW) {
     this.ort = runtime.ort;
     this.session = runtime.session;
     this.weights = runtime.info.weights;
     this.embedding = embedding;
+    this.projected = projected; // {image_keys, image_values, image_queries}: ort.Tensor
     this.photoH = photoH;
     this.photoW = photoW;
     [this.workH, this.workW] = workSize(photoH, photoW);
@@ -148,7 +302,7 @@ export class DeviceDecoder {
 
   /**
    * The mask for taps `points` ([{x, y, label}], photo pixels; label 1 adds, 0 takes away).
-   * Resolves {mask: BitmapMask, score: predicted IoU, ms: decode time in milliseconds}.
+   * Resolves {mask: LogitMask, score: predicted IoU, ms: decode time in milliseconds}.
    */
   async decode(points) {
     const { ort } = this;
@@ -164,19 +318,15 @@ export class DeviceDecoder {
       labels[i] = p.label;
     });
     labels[n - 1] = -1;
-    const feeds = {
+    const out = await this.session.run({
       image_embeddings: this.embedding,
+      ...this.projected,
       point_coords: new ort.Tensor("float32", coords, [1, n, 2]),
       point_labels: new ort.Tensor("float32", labels, [1, n]),
-      mask_input: new ort.Tensor("float32", new Float32Array(256 * 256), [1, 1, 256, 256]),
-      has_mask_input: new ort.Tensor("float32", new Float32Array([0]), [1]),
-      orig_im_size: new ort.Tensor("float32", new Float32Array([this.workH, this.workW]), [2]),
-    };
-    const out = await this.session.run(feeds);
-    const logits = out.masks.data;
-    const bits = new Uint8Array(this.workH * this.workW);
-    for (let i = 0; i < bits.length; i += 1) bits[i] = logits[i] > 0 ? 1 : 0;
-    const mask = new BitmapMask(bits, this.workH, this.workW, this.photoH, this.photoW);
+      input_size: new ort.Tensor("float32", new Float32Array([this.workH, this.workW]), [2]),
+    });
+    const [, , rows, cols] = out.low_res_masks.dims;
+    const mask = new LogitMask(out.low_res_masks.data, rows, cols, this.workH, this.workW, this.photoH, this.photoW);
     return { mask, score: out.iou_predictions.data[0], ms: performance.now() - start };
   }
 }
@@ -197,7 +347,8 @@ export async function openDecoder(section, photoH, photoW) {
     const values = float16ToFloat32(await response.arrayBuffer());
     if (values.length !== EMBEDDING_VALUES) return null;
     const embedding = new runtime.ort.Tensor("float32", values, [1, 256, 64, 64]);
-    return new DeviceDecoder(runtime, embedding, photoH, photoW);
+    const projected = await runtime.projections.run({ image_embeddings: embedding });
+    return new DeviceDecoder(runtime, embedding, projected, photoH, photoW);
   } catch {
     return null;
   }

@@ -45,6 +45,11 @@ export class Mask {
     this.area = area;
   }
 
+  /** True when the mask has no pixel. */
+  get empty() {
+    return !(this.area > 0);
+  }
+
   /** True if photo pixel (x, y) belongs to the object. */
   contains(x, y) {
     const col = Math.floor(x);

@@ -58,9 +58,10 @@ export class Stage {
     el.style.top = `${(y / this.height) * 100}%`;
   }
 
-  /** Light up one object (a rle.js Mask), or clear the spotlight with null. */
+  /** Light up one object (a rle.js Mask or a decoder.js LogitMask), or clear the spotlight
+   * with null. */
   spotlight(mask) {
-    this.mask = mask && mask.area > 0 ? mask : null;
+    this.mask = mask && !mask.empty ? mask : null;
     this.draw();
   }
 

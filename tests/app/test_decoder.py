@@ -22,6 +22,8 @@ def test_a_worker_publishes_the_decoder_once_per_checkpoint(app, client, auth, s
         manifest = publish_decoder(store, service)
         assert manifest == read_manifest(store)
         assert manifest["weights"] == "unverified" and len(manifest["sha256"]) == 64
+        assert len(manifest["projections_sha256"]) == 64
+        assert store.exists("models/" + manifest["projections_file"])
         key = "models/" + manifest["file"]
         assert store.exists(key)
         store.put(key, store.get(key))  # same bytes, newer file
@@ -37,7 +39,28 @@ def test_a_worker_publishes_the_decoder_once_per_checkpoint(app, client, auth, s
     import hashlib
 
     assert hashlib.sha256(body).hexdigest() == manifest["sha256"]
+    projections = client.get(info["projections_url"]).get_data()
+    assert hashlib.sha256(projections).hexdigest() == manifest["projections_sha256"]
     assert client.get("/api/v1/decoder/other.onnx").status_code == 404
+
+
+def test_a_decoder_of_another_graph_layout_is_exported_again(app, client, auth,
+                                                            service):  # noqa: F811
+    """A manifest written for the previous graph (masks upsampled in the graph, which the page
+    no longer reads) is replaced, even for the same checkpoint."""
+    from models.segment.onnx_decoder import GRAPH_VERSION
+
+    with app.app_context():
+        store = storage()
+        manifest = publish_decoder(store, service)
+        assert manifest["graph"] == GRAPH_VERSION
+        old = {key: value for key, value in manifest.items() if "projections" not in key}
+        store.put(MANIFEST, json.dumps({**old, "graph": 2, "file": "old.onnx"}).encode())
+        store.put("models/old.onnx", b"an older graph")
+        assert publish_decoder(store, service) == manifest
+        assert read_manifest(store) == manifest
+    auth.register()
+    assert client.get("/api/v1/decoder").get_json()["graph"] == GRAPH_VERSION
 
 
 def test_an_unreadable_manifest_means_no_decoder(app):

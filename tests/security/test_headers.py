@@ -29,6 +29,9 @@ def test_every_page_has_a_strict_csp_it_satisfies(client, auth):
         assert response.headers["X-Content-Type-Options"] == "nosniff", path
         assert response.headers["X-Frame-Options"] == "DENY", path
         assert response.headers["Referrer-Policy"] == "same-origin", path
+        # Cross-origin isolated, so the tap decoder may use WebAssembly threads.
+        assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin", path
+        assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp", path
         html = response.get_data(as_text=True)
         assert not INLINE_SCRIPT.search(html), (path, INLINE_SCRIPT.search(html))
         assert not INLINE_HANDLER.search(html), path
