@@ -35,10 +35,11 @@ def create_admin(email: str, password: str) -> None:
 
 
 @models_cli.command("download")
-@click.option("--only", type=click.Choice(["mobile-sam", "grounding-dino"]), default=None,
-              help="Download one model only.")
+@click.option("--only", type=click.Choice(["mobile-sam", "grounding-dino", "omdet-turbo"]),
+              default=None, help="Download one model only.")
 def download_models(only: str | None) -> None:
-    """Download MobileSAM and Grounding DINO weights into MODEL_DIR (checksums verified).
+    """Download MobileSAM, Grounding DINO and OmDet-Turbo weights into MODEL_DIR (checksums
+    verified).
 
     Weights already present and verified are kept as they are, without asking the network.
     """
@@ -49,15 +50,19 @@ def download_models(only: str | None) -> None:
         OFFICIAL,
         download_grounding_dino,
         download_mobile_sam,
+        download_omdet_turbo,
         resolve_grounding_dino,
         resolve_mobile_sam,
+        resolve_omdet_turbo,
     )
 
     config = replace(current_app.config["INFERENCE"], allow_unverified_weights=True)
     wanted = [("mobile-sam", "MobileSAM", resolve_mobile_sam,
                lambda: download_mobile_sam(config.model_dir)),
               ("grounding-dino", "Grounding DINO", resolve_grounding_dino,
-               lambda: download_grounding_dino(config.model_dir, config.grounding_dino_model))]
+               lambda: download_grounding_dino(config.model_dir, config.grounding_dino_model)),
+              ("omdet-turbo", "OmDet-Turbo", resolve_omdet_turbo,
+               lambda: download_omdet_turbo(config.model_dir, config.omdet_turbo_model))]
     failed = []
     for key, name, resolve, download in wanted:
         if only not in (None, key):

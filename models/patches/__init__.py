@@ -1,7 +1,8 @@
 """Patches: replacements of library internals that compute the same outputs faster or in less
 memory, each with its equivalence test beside it in ``tests/models/patches/``:
 
-- ``deformable``: Grounding DINO's multi-scale deformable attention as one weighted gather;
+- ``deformable``: the multi-scale deformable attention of Grounding DINO and of OmDet-Turbo's
+  decoder as one weighted gather;
 - ``fusion``: Grounding DINO's text-image fusion attention with its projections folded into
   the text side;
 - ``strips``: MobileSAM's TinyViT image encoder with its first stages run strip by strip;
@@ -9,8 +10,9 @@ memory, each with its equivalence test beside it in ``tests/models/patches/``:
   ``forward`` has the signature it was written for; otherwise the library's own is kept).
 
 Nothing is changed by importing: the loaders (``GroundingDinoDetector.from_pretrained``,
-``MobileSamSegmenter.from_checkpoint``) call :func:`apply_to_grounding_dino` and
-:func:`apply_to_mobile_sam` on the model they loaded.
+``OmDetTurboDetector.from_pretrained``, ``MobileSamSegmenter.from_checkpoint``) call
+:func:`apply_to_grounding_dino`, :func:`apply_to_omdet_turbo` and :func:`apply_to_mobile_sam`
+on the model they loaded.
 """
 
 from __future__ import annotations
@@ -45,3 +47,16 @@ def apply_to_mobile_sam(model: nn.Module) -> dict[str, int]:
     from models.patches import strips
 
     return {"strips": strips.install(model)}
+
+
+def apply_to_omdet_turbo(model: nn.Module) -> dict[str, int]:
+    """Install the deformable-attention patch on a loaded ``OmDetTurboForObjectDetection``
+    (its fusion decoder's cross-attention is the same ``MultiScaleDeformableAttention``).
+
+    Returns:
+        ``{"deformable": 6}`` for OmDet-Turbo tiny (6 decoder layers); 0 for another
+        signature (logged).
+    """
+    from models.patches import deformable
+
+    return {"deformable": deformable.install(model)}
