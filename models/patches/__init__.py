@@ -6,6 +6,8 @@ memory, each with its equivalence test beside it in ``tests/models/patches/``:
 - ``fusion``: Grounding DINO's text-image fusion attention with its projections folded into
   the text side;
 - ``strips``: MobileSAM's TinyViT image encoder with its first stages run strip by strip;
+- ``anchors``: OmDet-Turbo's decoder anchors kept in float32 under bfloat16 autocast (the
+  boxes then stay those of float32);
 - ``forwards``: how one is installed (on a model's instances, only when the library's
   ``forward`` has the signature it was written for; otherwise the library's own is kept).
 
@@ -50,13 +52,14 @@ def apply_to_mobile_sam(model: nn.Module) -> dict[str, int]:
 
 
 def apply_to_omdet_turbo(model: nn.Module) -> dict[str, int]:
-    """Install the deformable-attention patch on a loaded ``OmDetTurboForObjectDetection``
-    (its fusion decoder's cross-attention is the same ``MultiScaleDeformableAttention``).
+    """Install the deformable-attention patch (its fusion decoder's cross-attention is the
+    same ``MultiScaleDeformableAttention``) and the float32 anchors on a loaded
+    ``OmDetTurboForObjectDetection``.
 
     Returns:
-        ``{"deformable": 6}`` for OmDet-Turbo tiny (6 decoder layers); 0 for another
-        signature (logged).
+        ``{"deformable": 6, "anchors": 1}`` for OmDet-Turbo tiny (6 decoder layers, one
+        decoder); 0 for a patch whose target has another signature (logged).
     """
-    from models.patches import deformable
+    from models.patches import anchors, deformable
 
-    return {"deformable": deformable.install(model)}
+    return {"deformable": deformable.install(model), "anchors": anchors.install(model)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from models.patches import (
+    anchors,
     apply_to_grounding_dino,
     apply_to_mobile_sam,
     apply_to_omdet_turbo,
@@ -62,7 +63,8 @@ def test_omdet_turbo_loader_applies_the_gather_to_its_decoder(omdet_turbo_dir):
     plain = OmDetTurboForObjectDetection.from_pretrained(str(omdet_turbo_dir),
                                                          local_files_only=True)  # fmt: skip
     assert _patched(plain, name, deformable.gathered_forward) == [False] * layers
-    assert apply_to_omdet_turbo(plain) == {"deformable": layers}
+    assert apply_to_omdet_turbo(plain) == {"deformable": layers, "anchors": 1}
+    assert detector.model.decoder.generate_anchors.__func__ is anchors.float32_anchors
 
 
 def test_mobile_sam_loader_applies_the_strips(mobile_sam_checkpoint):
