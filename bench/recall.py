@@ -511,11 +511,13 @@ def compare(seeds: range = range(4), settings: Any = None) -> dict[str, Recall]:
 
 
 def compare_boxes(seeds: range = range(4), detectors: tuple[StandInDetector, ...] =
-                  STAND_IN_DETECTORS, settings: Any = None) -> dict[str, Recall]:
-    """Our everything mode without boxes, and with each stand-in detector's boxes as its first
-    prompts, on the scenes of ``seeds``: {"ours": ..., "ours + good boxes": ..., ...}."""
+                  STAND_IN_DETECTORS, settings: Any = None,
+                  plain: Recall | None = None) -> dict[str, Recall]:
+    """Our everything mode without boxes (``plain`` if already scored on these scenes), and
+    with each stand-in detector's boxes as its first prompts, on the scenes of ``seeds``:
+    {"ours": ..., "ours + good boxes": ..., ...}."""
     scenes = [make_scene(seed) for seed in seeds]
-    results = {"ours": score(scenes, [ours(s, settings) for s in scenes])}
+    results = {"ours": plain or score(scenes, [ours(s, settings) for s in scenes])}
     for detector in detectors:
         runs = [ours(s, settings, detector_boxes(s, detector, seed))
                 for s, seed in zip(scenes, seeds, strict=True)]

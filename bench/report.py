@@ -13,6 +13,7 @@ TABLE_ROWS = [
     ("decoder_point_lowres", "  prompt enc + mask decoder, 1 point, low-res (decoder only)", ""),
     ("decoder_point", "  1 point, best of 3, upscaled to photo", "SamPredictor.predict"),
     ("decoder_5_boxes", "  5 boxes, upscaled to photo", "predict_torch, batched"),
+    ("everything_64_prompts", "  64 everything-mode point prompts (with SAM's filters)", ""),
     ("detector", "Grounding DINO, 3 phrases", "shortest edge 800"),
     ("detector_vocabulary", "Grounding DINO, whole vocabulary (3 captions)", ""),
     ("omdet_vocabulary", "OmDet-Turbo, whole vocabulary, one pass (names)", ""),
@@ -28,6 +29,7 @@ TABLE_ROWS = [
     ("reprompt_point", "asking again: a tap, to the mask (cached)", ""),
     ("reprompt_words", "asking again: new words, to masks (OmDet-Turbo, cached)", ""),
     ("reprompt_words_per_word", "  the same, one box per word (2 boxes)", ""),
+    ("reprompt_words_gd", "  the same with Grounding DINO (backbone cached)", ""),
 ]
 
 
@@ -101,9 +103,11 @@ def report(stages: list[Stage], extra: dict[str, Any], header: dict[str, Any]) -
         "reprompt_s": med("reprompt_point"),
         "reprompt_words_s": med("reprompt_words"),
         "reprompt_words_per_word_s": med("reprompt_words_per_word"),
+        "reprompt_words_gd_s": med("reprompt_words_gd"),
         "encoder_s": med("encoder"),
         "decoder_point_s": med("decoder_point"),
         "decoder_point_lowres_s": med("decoder_point_lowres"),
+        "everything_64_prompts_s": med("everything_64_prompts"),
         "detector_s": med("detector"),
         "detector_vocabulary_s": med("detector_vocabulary"),
         "omdet_vocabulary_s": med("omdet_vocabulary"),

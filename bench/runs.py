@@ -221,8 +221,10 @@ def run(
     big = {name: upscale_to_megapixels(p, megapixels) for name, p in photos.items()}
     stored = {name: encode_upload(p) for name, p in big.items()}  # as app.imaging stores uploads
     stages = {name: Stage(name) for name in (
-        "encoder", "decoder_point_lowres", "decoder_point", "decoder_5_boxes", "reprompt_point",
-        "reprompt_words", "reprompt_words_per_word", "detector", "detector_vocabulary",
+        "encoder", "decoder_point_lowres", "decoder_point", "decoder_5_boxes",
+        "everything_64_prompts", "reprompt_point",
+        "reprompt_words", "reprompt_words_per_word", "reprompt_words_gd", "detector",
+        "detector_vocabulary",
         "omdet_words", "omdet_vocabulary",
         "grounded", "grounded_per_phrase",
         "everything_masks",
@@ -270,6 +272,12 @@ def run(
                     timed(segmenter.segment_point, photo, centre, embedding=embedding)[0])
                 stages["decoder_5_boxes"].ours.append(timed(
                     segmenter.segment_boxes, photo, five_boxes(photo), embedding=embedding)[0])
+                # Everything mode's cost per prompt (decoder and SAM's filters, batches of 16).
+                in_h, in_w = embedding.input_size
+                low = (-(-in_h * 256 // 1024), -(-in_w * 256 // 1024))
+                grid = np.random.default_rng(counter).random((64, 2)) * [in_w, in_h]
+                stages["everything_64_prompts"].ours.append(timed(
+                    segmenter._grid_masks, embedding, grid.astype(np.float32), low)[0])
             phrases = phrases_for(name)
             stages["detector"].ours.append(timed(detector.detect, photo, phrases)[0])
             stages["detector_vocabulary"].ours.append(
@@ -364,6 +372,17 @@ def run(
                 finally:
                     finder.max_detections = limit
                 stages[stage].ours.append(words.timings["total"])
+            # The same words as they were found before OmDet-Turbo: Grounding DINO on the
+            # photo's cached backbone (which its vocabulary pass left), one box per word.
+            detector.detect(photo12, ["dog"], key=key + "-all")  # caches the backbone
+            release_memory()
+            limit = detector.max_detections
+            detector.max_detections = len(NEW_WORDS)
+            try:
+                words = service.analyze(photo12, "grounded", list(NEW_WORDS), key=key + "-all")
+            finally:
+                detector.max_detections = limit
+            stages["reprompt_words_gd"].ours.append(words.timings["total"])
             service.forget(key)
             service.forget(key + "-all")
             release_memory()  # as the worker does between jobs
@@ -428,12 +447,20 @@ def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
 
 def everything_recall(*, quick: bool = False) -> dict[str, float]:
     """Print and return everything mode's recall on the weight-free oracle
-    (``bench/recall.py``), ours beside ``SamAutomaticMaskGenerator``'s: the strategy's
-    figures, which random weights cannot give."""
+    (``bench/recall.py``), ours beside ``SamAutomaticMaskGenerator``'s, then ours with the
+    stand-in detectors' boxes as first prompts (``recall.compare_boxes``; keys
+    "good_boxes_*", "poor_boxes_*"): the strategy's figures, which random weights cannot
+    give."""
     from bench import recall
 
-    results = recall.compare(range(2) if quick else range(4))
+    seeds = range(2) if quick else range(4)
+    results = recall.compare(seeds)
     print(recall.report(results), flush=True)
+    # Everything mode as the service runs it with OmDet-Turbo: a detector's boxes first.
+    boxed = recall.compare_boxes(seeds, plain=results["ours"])
+    print(recall.report(boxed), flush=True)
+    results |= {name.replace("ours + ", "").replace(" ", "_"): r
+                for name, r in boxed.items() if name != "ours"}
     return {f"{name}_{int(c * 10000)}bp": round(r.recall[c], 4)
             for name, r in results.items() for c in recall.SIZE_CLASSES} | {
         f"{name}_prompts": r.prompts for name, r in results.items()}

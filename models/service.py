@@ -2,9 +2,11 @@
 photo (plus a prompt in grounded mode) into an :class:`~models.result.AnalysisResult`.
 
 Pipeline (after lang-segment-anything's detect -> segment split):
-    everything mode: MobileSAM automatic mask generation -> masks, named by OmDet-Turbo run
-                     with the vocabulary in one pass (``models.detect.vocabulary``,
-                     ``models.detect.naming``): a word or "something?".
+    everything mode: OmDet-Turbo run with the vocabulary in one pass -> its boxes as the first
+                     prompts of MobileSAM's automatic mask generation (the grid only where
+                     they found nothing) -> masks, named from the same detections
+                     (``models.detect.vocabulary``, ``models.detect.naming``): a word or
+                     "something?".
     grounded mode:   Grounding DINO boxes for the phrases -> MobileSAM box prompts -> masks.
     new words:       grounded mode on a photo already seen, OmDet-Turbo finding the words on
                      the photo's cached encoder features (``new_words=True``).
@@ -50,6 +52,11 @@ log = logging.getLogger(__name__)
 # its size on each side (context for the detector), at least 160 px a side (product choices).
 POINT_CROP_MARGIN = 0.25
 POINT_CROP_MIN = 160
+# Everything mode's box prompts from the vocabulary detections: boxes of one object overlap
+# more than SAM's own box NMS threshold (0.7), and never more prompts than the 8x8 coarse grid
+# they replace (a busy photo's boxes beyond that are left to the grid).
+PROMPT_BOX_NMS = 0.7
+PROMPT_BOXES = 64
 Progress = Callable[[float, str], None]
 _TURNED = range(2, 9)  # EXIF orientations that ImageOps.exif_transpose turns or flips
 
@@ -365,16 +372,27 @@ class InferenceService:
         timings: dict[str, float],
         preview: Callable[[list[ObjectResult]], None] | None = None,
     ) -> list[ObjectResult]:
+        """Everything mode's objects. With OmDet-Turbo, its vocabulary pass comes first and
+        its boxes are the first prompts (:func:`prompt_boxes`; the grid then goes only where
+        they found nothing), then its detections name the masks; without it the masks come
+        first and Grounding DINO's slower pass names them after the preview."""
         assert self.segmenter is not None
         report(0.1, "looking at the photo")
         t0 = time.perf_counter()
         embedding = self.segmenter.embed(photo, key)
         timings["embed"] = time.perf_counter() - t0
+        detections: list[Detection] | None = None
+        if self._ensure_omdet():
+            report(0.2, "finding what is in it")
+            t0 = time.perf_counter()
+            detections = self._vocabulary_detections(photo, key, timings)
+            timings["names"] = time.perf_counter() - t0
         report(0.3, "finding every object")
         t0 = time.perf_counter()
-        masks = self.segmenter.everything(photo, embedding=embedding)
+        boxes = prompt_boxes(detections) if detections else None
+        masks = self.segmenter.everything(photo, embedding=embedding, boxes=boxes)
         timings["masks"] = time.perf_counter() - t0
-        release_memory()  # the decoder's freed candidates, before the vocabulary pass
+        release_memory()  # the decoder's freed candidates
         if preview is not None and masks:
             t0 = time.perf_counter()
             preview([
@@ -385,8 +403,11 @@ class InferenceService:
             timings["preview"] = time.perf_counter() - t0
         report(0.6, "finding their names")
         t0 = time.perf_counter()
-        names = self._names_for(photo, [m.box for m in masks], key, report, timings)
-        timings["names"] = time.perf_counter() - t0
+        if detections is not None:
+            names = name_boxes([m.box for m in masks], detections) if masks else []
+        else:
+            names = self._names_for(photo, [m.box for m in masks], key, report, timings)
+        timings["names"] = timings.get("names", 0.0) + time.perf_counter() - t0
         return [
             ObjectResult(
                 label=name.label,
@@ -557,6 +578,30 @@ class InferenceService:
             )
         objects.sort(key=lambda o: o.score, reverse=True)
         return objects
+
+
+def prompt_boxes(detections: Sequence[Detection], *, limit: int = PROMPT_BOXES,
+                 iou: float = PROMPT_BOX_NMS) -> np.ndarray:
+    """Everything mode's object-aware box prompts from vocabulary detections: their boxes,
+    highest score first, one per object (class-agnostic NMS at ``iou``: one object found as
+    two words is asked once), at most ``limit``.
+
+    Args:
+        detections: (label, score, box) with boxes xyxy photo pixels.
+        limit: most boxes kept (``PROMPT_BOXES``).
+        iou: boxes overlapping a better one by more than this are dropped.
+
+    Returns:
+        (N, 4) float32 xyxy photo pixels, N <= ``limit``.
+    """
+    import torch
+    from torchvision.ops import nms
+
+    if not detections:
+        return np.zeros((0, 4), dtype=np.float32)
+    boxes = torch.tensor([d.box for d in detections], dtype=torch.float32)
+    scores = torch.tensor([d.score for d in detections], dtype=torch.float32)
+    return boxes[nms(boxes, scores, iou)[:limit]].numpy()
 
 
 def name_colors(photo: Image.Image, objects: Sequence[ObjectResult],

@@ -12,7 +12,8 @@ from tests.models.conftest import open_photo
 KEYS = {
     "grounded_s", "everything_s", "reprompt_s", "encoder_s", "detector_s", "peak_rss_mb",
     "everything_reference_s", "grounded_reference_s", "weights", "omdet_vocabulary_s",
-    "omdet_words_s", "reprompt_words_s",
+    "omdet_words_s", "reprompt_words_s", "reprompt_words_per_word_s", "reprompt_words_gd_s",
+    "everything_64_prompts_s",
 }  # fmt: skip
 
 
@@ -33,6 +34,7 @@ def test_bench_prints_a_table_and_a_json_line(service, tmp_path, capsys):
     assert any("recall" in line for line in lines), "the recall check says what it found"
     assert any(line.startswith("everything mode recall on the synthetic oracle") for line in lines)
     assert 0 < values["recall"]["ours_100bp"] <= 1 and values["recall"]["reference_prompts"] > 0
+    assert values["recall"]["good_boxes_prompts"] > 0  # with a stand-in detector's boxes
     assert any(line.startswith("weights: random") for line in lines)
 
 

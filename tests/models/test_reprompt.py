@@ -173,8 +173,13 @@ def test_without_omdet_turbo_grounding_dino_names_and_finds_new_words(
     svc.detector.detect_vocabulary = lambda *a, **k: passes.append(1) or [
         Detection("dog", 0.9, first.objects[0].box)]
     svc.forget("fallback")
+    everything, prompts = svc.segmenter.everything, []
+    svc.segmenter.everything = lambda *a, boxes=None, **k: (
+        prompts.append((boxes, len(passes))) or everything(*a, boxes=boxes, **k))
     named = svc.analyze(photo, "everything", key="fallback")
     svc.detector.detect_vocabulary = detect_vocabulary
+    svc.segmenter.everything = everything
+    assert prompts == [(None, 0)], "Grounding DINO's slow pass comes after the masks, unused"
     assert passes == [1] and named.objects[0].label == "dog"
     words = svc.analyze(photo, "grounded", ["ball"], key="fallback", new_words=True)
     assert {o.label for o in words.objects} <= {"ball"}
@@ -268,3 +273,40 @@ def test_point_without_cached_names_is_named_from_a_crop(service, photo, monkeyp
     assert crops == [(450, 300)]
     obj = result.objects[0]
     assert (obj.label, obj.named, obj.box) == ("dog", True, (400.0, 300.0, 700.0, 500.0))
+
+
+def test_omdet_turbo_boxes_are_everything_modes_first_prompts(service, monkeypatch):
+    small = open_photo("bears.jpg").convert("RGB").resize((517, 362))
+    order, seen = [], []
+    fake = [Detection("teddy bear", 0.9, (20.0, 30.0, 200.0, 300.0)),
+            Detection("bear", 0.8, (22.0, 31.0, 201.0, 298.0)),  # the same object, again
+            Detection("ball", 0.7, (300.0, 200.0, 360.0, 260.0))]  # fmt: skip
+    monkeypatch.setattr(service.omdet, "detect_vocabulary",
+                        lambda *a, **k: order.append("vocabulary") or fake)
+    everything = service.segmenter.everything
+
+    def spy(*args, boxes=None, **kwargs):
+        order.append("masks")
+        seen.append(boxes)
+        return everything(*args, boxes=boxes, **kwargs)
+
+    monkeypatch.setattr(service.segmenter, "everything", spy)
+    result = service.analyze(small, "everything", key="box-prompts")
+    service.forget("box-prompts")
+    assert order == ["vocabulary", "masks"], "one vocabulary pass, before the masks"
+    np.testing.assert_array_equal(seen[0], [[20, 30, 200, 300], [300, 200, 360, 260]])
+    assert result.objects and all(o.label in {"teddy bear", "bear", "ball", UNSURE_LABEL}
+                                  for o in result.objects)  # fmt: skip
+
+
+def test_prompt_boxes_ask_each_object_once_best_first_and_at_most_the_limit():
+    from models.service import prompt_boxes
+
+    found = [Detection("cat", 0.5, (0.0, 0.0, 10.0, 10.0)),
+             Detection("kitten", 0.6, (0.0, 0.0, 10.0, 11.0)),  # the cat, named twice
+             Detection("ball", 0.9, (50.0, 50.0, 60.0, 60.0)),
+             Detection("cup", 0.4, (20.0, 0.0, 30.0, 10.0))]  # fmt: skip
+    np.testing.assert_array_equal(prompt_boxes(found), [[50, 50, 60, 60], [0, 0, 10, 11],
+                                                        [20, 0, 30, 10]])  # fmt: skip
+    assert prompt_boxes(found, limit=1).shape == (1, 4)
+    assert prompt_boxes([]).shape == (0, 4)
