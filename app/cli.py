@@ -35,11 +35,12 @@ def create_admin(email: str, password: str) -> None:
 
 
 @models_cli.command("download")
-@click.option("--only", type=click.Choice(["mobile-sam", "grounding-dino", "sam2-video"]),
+@click.option("--only", type=click.Choice(["mobile-sam", "grounding-dino", "omdet-turbo",
+                                          "sam2-video"]),
               default=None, help="Download one model only.")
 def download_models(only: str | None) -> None:
-    """Download MobileSAM, Grounding DINO and SAM 2 video weights into MODEL_DIR (checksums
-    verified).
+    """Download MobileSAM, Grounding DINO, OmDet-Turbo and SAM 2 video weights into MODEL_DIR
+    (checksums verified).
 
     Weights already present and verified are kept as they are, without asking the network.
     """
@@ -50,9 +51,11 @@ def download_models(only: str | None) -> None:
         OFFICIAL,
         download_grounding_dino,
         download_mobile_sam,
+        download_omdet_turbo,
         download_sam2_video,
         resolve_grounding_dino,
         resolve_mobile_sam,
+        resolve_omdet_turbo,
         resolve_sam2_video,
     )
 
@@ -61,6 +64,8 @@ def download_models(only: str | None) -> None:
                lambda: download_mobile_sam(config.model_dir)),
               ("grounding-dino", "Grounding DINO", resolve_grounding_dino,
                lambda: download_grounding_dino(config.model_dir, config.grounding_dino_model)),
+              ("omdet-turbo", "OmDet-Turbo", resolve_omdet_turbo,
+               lambda: download_omdet_turbo(config.model_dir, config.omdet_turbo_model)),
               ("sam2-video", "SAM 2 video", resolve_sam2_video,
                lambda: download_sam2_video(config.model_dir, config.sam2_video_model))]
     failed = []

@@ -92,10 +92,10 @@ def from_env(instance_path: Path, environ: Mapping[str, str] = os.environ) -> di
     """Build the Flask config mapping from environment variables.
 
     Variables: SECRET_KEY, DATABASE_URL, STORAGE_DIR, MODEL_DIR, MOBILE_SAM_CHECKPOINT,
-    GROUNDING_DINO_MODEL, MAX_UPLOAD_MB (photos), MAX_VIDEO_MB and MAX_VIDEO_S (videos),
-    APP_ENV (``production`` enables secure cookies and requires SECRET_KEY), REDIS_URL (the
-    Redis queue instead of the database one), JOB_TIMEOUT_S, WORKER_HEARTBEAT_S, S3_* (see
-    :func:`s3_settings`).
+    GROUNDING_DINO_MODEL, OMDET_TURBO_MODEL, MAX_UPLOAD_MB (photos), MAX_VIDEO_MB and
+    MAX_VIDEO_S (videos), APP_ENV (``production`` enables secure cookies and requires
+    SECRET_KEY), REDIS_URL (the Redis queue instead of the database one), JOB_TIMEOUT_S,
+    WORKER_HEARTBEAT_S, S3_* (see :func:`s3_settings`).
     """
     production = environ.get("APP_ENV", environ.get("FLASK_ENV", "")).lower() == "production"
     redis_verify = environ.get("REDIS_TLS_VERIFY", "").lower() in ("1", "true", "yes")

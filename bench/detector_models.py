@@ -274,8 +274,9 @@ def build_random(name: str, directory: Path, *, tiny: bool = False) -> Path:
     """Build detector ``name`` (:func:`build_config`) with random weights
     (``torch.manual_seed(0)``) and save it with its tokenizer (open-vocabulary detectors) to
     ``directory`` with ``save_pretrained`` (safetensors); returns ``directory``.
-    Grounding DINO is saved with its processor, as ``GroundingDinoDetector.from_pretrained``
-    loads it."""
+    Grounding DINO and OmDet-Turbo are saved with their processors, as
+    ``GroundingDinoDetector.from_pretrained`` and ``OmDetTurboDetector.from_pretrained`` load
+    them (the released checkpoints' layout)."""
     import torch
     import transformers
 
@@ -291,9 +292,26 @@ def build_random(name: str, directory: Path, *, tiny: bool = False) -> Path:
         GroundingDinoProcessor(image_processor=GroundingDinoImageProcessor(),
                                tokenizer=tokenizer).save_pretrained(directory)  # fmt: skip
         shutil.rmtree(directory / "vocab-src")
+    elif name == "omdet-turbo-tiny":
+        omdet_turbo_processor(config, clip_tokenizer(tokenizer_words())).save_pretrained(
+            directory)
     elif PUBLISHED[name].open_vocabulary:
         clip_tokenizer(tokenizer_words()).save_pretrained(directory / "tokenizer")
     return directory
+
+
+def omdet_turbo_processor(config: Any, tokenizer: Any) -> Any:
+    """OmDet-Turbo's processor as transformers' ``convert_omdet_turbo_to_hf.py`` saves it
+    beside the released checkpoint: a ``DetrImageProcessor`` resizing to the model's square
+    image size (640) without padding, normalising 0-255 pixels with ImageNet's mean and
+    standard deviation times 255, and ``tokenizer`` (CLIP's BPE)."""
+    from transformers import DetrImageProcessor, OmDetTurboProcessor
+
+    side = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
+    image_processor = DetrImageProcessor(
+        size=[side, side], do_rescale=False, image_mean=[123.675, 116.28, 103.53],
+        image_std=[58.395, 57.12, 57.375], do_pad=False)  # fmt: skip
+    return OmDetTurboProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
 MODEL_CLASSES = {
@@ -481,79 +499,37 @@ def _load(name: str, directory: Path, dtype: Any) -> Any:
 
 
 class OmDetTurboRunner(Runner):
-    """OmDet-Turbo: Swin-T backbone and hybrid encoder once per photo (cached), each class
-    name's CLIP text embedding cached per word (the model's own LRU, sized for the whole
-    vocabulary), the task prompt "Detect a, b, c." per pass, then the fusion decoder."""
+    """``models.detect.omdet.OmDetTurboDetector`` as the service loads it (the decoder's
+    deformable-attention patch, bfloat16 weight storage): Swin-T backbone and hybrid encoder
+    once per photo (cached per key), each word's CLIP text embedding cached per process (the
+    model's own LRU, sized for the whole vocabulary), the fusion decoder per question; the whole
+    vocabulary is one decoder pass, every word a class of its own."""
 
     name = "omdet-turbo-tiny"
-    max_tokens = 77  # CLIP's text length: the task prompt of one pass must fit it
 
-    def __init__(self, directory: Path, dtype: Any, tiny: bool) -> None:
-        """Load model and tokenizer from ``directory``."""
-        from transformers import CLIPTokenizer
+    def __init__(self, directory: Path, precision: str, tiny: bool) -> None:
+        """Load with ``OmDetTurboDetector.from_pretrained``."""
+        from models.detect.omdet import OmDetTurboDetector
 
-        self.model = _load(self.name, directory, dtype)
-        self.dtype = dtype
-        self.tokenizer = CLIPTokenizer.from_pretrained(str(directory / "tokenizer"))
-        side = self.model.config.image_size
-        side = side if isinstance(side, int) else side[0]
-        self.size = (side, side)
-        self.work_size = f"{side}x{side}"
-        self.images = ImageCache()
+        self.detector = OmDetTurboDetector.from_pretrained(directory, precision=precision)
+        self.model = self.detector.model
+        self.dtype = self.detector.autocast_dtype
+        self.work_size = "{}x{}".format(*self.detector.work_size())
         self._kept: tuple[Any, Any] | None = None
 
-    def _encoded(self, photo: Image.Image, key: str) -> Any:
-        def compute() -> Any:
-            values = pixels(photo, self.size, IMAGENET)
-            with self.autocast():
-                features = self.model.vision_backbone(values)
-                return self.model.encoder(features, return_dict=True).extracted_states
-
-        return self.images.get(key, compute)
-
-    def _text(self, texts: Sequence[str]) -> Any:
-        encoded = self.tokenizer(list(texts), padding="max_length", max_length=self.max_tokens,
-                                 truncation=True, return_tensors="pt")  # fmt: skip
-        return encoded["input_ids"], encoded["attention_mask"]
-
-    def _decode(self, extracted: Any, labels: Sequence[str]) -> Any:
-        import torch
-
-        classes, classes_mask = self._text(labels)
-        task, task_mask = self._text([f"Detect {', '.join(labels)}."])
-        structure = torch.tensor([len(labels)], dtype=torch.long)
-        with self.autocast():
-            class_features, task_features, task_attention = self.model.get_language_embedding(
-                classes, classes_mask, task, task_mask, structure)
-            out = self.model.decoder(extracted, class_features, task_features, task_attention,
-                                     return_dict=True)  # fmt: skip
-        return top_scores(out.decoder_classes[-1])
-
-    def chunks(self, words: Sequence[str]) -> list[list[str]]:
-        """``words`` in groups whose task prompt fits 77 tokens."""
-        from models.detect.vocabulary import chunk_words
-
-        def count(caption: str) -> int:  # "a. b." has as many tokens as "Detect a, b." less 1
-            return len(self.tokenizer(caption)["input_ids"]) + 1
-
-        return chunk_words(words, count, self.max_tokens)
-
     def first_pass(self, photo, phrases, key):
-        self.images.forget(key)
-        self._decode(self._encoded(photo, key), phrases)
+        self.detector.forget(key)
+        self.detector.detect(photo, list(phrases), key=key)
         return 1
 
     def new_words(self, photo, phrases, key):
-        self._decode(self._encoded(photo, key), phrases)
+        self.detector.detect(photo, list(phrases), key=key)
         return 1
 
     def vocabulary(self, photo, words, key):
-        self.images.forget(key)
-        extracted = self._encoded(photo, key)
-        chunks = self.chunks(words)
-        for chunk in chunks:
-            self._decode(extracted, chunk)
-        return len(chunks)
+        self.detector.forget(key)
+        self.detector.detect_vocabulary(photo, words, key=key)
+        return 1
 
     def drop_text(self):
         for cache in (self.model.language_cache_class, self.model.language_cache_prompt):
@@ -575,7 +551,7 @@ class OmDetTurboRunner(Runner):
                 setattr(self.model, attr, restored)
 
     def forget(self, key):
-        self.images.forget(key)
+        self.detector.forget(key)
 
 
 class Owlv2Runner(Runner):
@@ -717,7 +693,7 @@ def load_runner(name: str, directory: Path, precision: str, *, tiny: bool = Fals
     if name == "grounding-dino-tiny":
         return GroundingDinoRunner(directory, precision, tiny)
     if name == "omdet-turbo-tiny":
-        return OmDetTurboRunner(directory, dtype, tiny)
+        return OmDetTurboRunner(directory, precision, tiny)
     if name == "owlv2-base":
         return Owlv2Runner(directory, dtype, tiny)
     if name in ("d-fine-small", "rt-detr-v2-r18"):

@@ -17,7 +17,9 @@ float32), the same for every detector. Per photo it times, in this order:
 
 - ``vocabulary_s``: everything mode's names on a photo not seen before: the image pass and
   every word of ``models.detect.vocabulary.VOCABULARY``, in as many passes as the text length
-  allows, with the vocabulary's text encodings cached (they are the same for every photo);
+  allows (Grounding DINO: 3 captions of 256 tokens; OmDet-Turbo: one, every word a class of
+  its own, as the service runs it; OWLv2: one), with the vocabulary's text encodings cached
+  (they are the same for every photo);
 - ``first_pass_s``: the photo's first pass with its three phrases (``bench.runs.PROMPTS``), no
   image features and no text encodings cached;
 - ``new_words_s``: two new phrases (``NEW_WORDS``) on the same photo, reusing what the

@@ -125,13 +125,16 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any
 # ---------------------------------------------------------------------- weights
 
 
-def build_random_weights(directory: Path) -> tuple[Path, Path]:
-    """Full-size MobileSAM vit_t and Grounding DINO tiny (Swin-T, BERT-base, 900 queries) with
-    random weights (``torch.manual_seed(0)``) in ``directory``; returns (checkpoint, model dir).
+def build_random_weights(directory: Path) -> tuple[Path, Path, Path]:
+    """Full-size MobileSAM vit_t, Grounding DINO tiny (Swin-T, BERT-base, 900 queries) and
+    OmDet-Turbo tiny (Swin-T, CLIP B/16 text tower, 900 queries;
+    ``bench.detector_models.build_random``) with random weights (``torch.manual_seed(0)``) in
+    ``directory``; returns (checkpoint, Grounding DINO dir, OmDet-Turbo dir).
 
-    The tokenizer is BERT-style with bert-base-uncased's size and special-token ids, holding
-    the vocabulary's words whole (bert-base-uncased splits a few rare ones into word pieces,
-    so real captions are a few tokens longer).
+    Grounding DINO's tokenizer is BERT-style with bert-base-uncased's size and special-token
+    ids, holding the vocabulary's words whole (bert-base-uncased splits a few rare ones into
+    word pieces, so real captions are a few tokens longer); OmDet-Turbo's a CLIP BPE of CLIP's
+    size holding them (``bench.detector_models.clip_tokenizer``).
     """
     import torch
     from transformers import (
@@ -165,18 +168,26 @@ def build_random_weights(directory: Path) -> tuple[Path, Path]:
     GroundingDinoProcessor(
         image_processor=GroundingDinoImageProcessor(), tokenizer=tokenizer
     ).save_pretrained(model_dir)
-    return checkpoint, model_dir
+    from bench.detector_models import build_random
+
+    omdet_dir = build_random("omdet-turbo-tiny", directory / "omdet-turbo-tiny-random")
+    return checkpoint, model_dir, omdet_dir
 
 
 def real_config(environ: dict[str, str] | None = None) -> ServiceConfig | None:
-    """The worker's config if both models' weights are on disk, else None."""
+    """The worker's config if the three models' weights are on disk, else None."""
     from models.errors import ModelError
-    from models.runtime.weights import resolve_grounding_dino, resolve_mobile_sam
+    from models.runtime.weights import (
+        resolve_grounding_dino,
+        resolve_mobile_sam,
+        resolve_omdet_turbo,
+    )
 
     config = ServiceConfig.from_env(os.environ if environ is None else environ)
     try:
         resolve_mobile_sam(config)
         resolve_grounding_dino(config)
+        resolve_omdet_turbo(config)
     except ModelError:
         return None
     return config
@@ -206,12 +217,16 @@ def run(
     from models.render.overlay import encode_jpeg, encode_png, render_overlay, render_preview
     from models.runtime.allocator import release_memory
 
-    segmenter, detector = service.segmenter, service.detector
+    segmenter, detector, omdet = service.segmenter, service.detector, service.omdet
     big = {name: upscale_to_megapixels(p, megapixels) for name, p in photos.items()}
     stored = {name: encode_upload(p) for name, p in big.items()}  # as app.imaging stores uploads
     stages = {name: Stage(name) for name in (
-        "encoder", "decoder_point_lowres", "decoder_point", "decoder_5_boxes", "reprompt_point",
-        "reprompt_words", "detector", "detector_vocabulary", "grounded", "grounded_per_phrase",
+        "encoder", "decoder_point_lowres", "decoder_point", "decoder_5_boxes",
+        "everything_64_prompts", "reprompt_point",
+        "reprompt_words", "reprompt_words_per_word", "reprompt_words_gd", "detector",
+        "detector_vocabulary",
+        "omdet_words", "omdet_vocabulary",
+        "grounded", "grounded_per_phrase",
         "everything_masks",
         "everything_names", "everything", "everything_unfiltered", "everything_preview",
         "render_jpeg",
@@ -257,10 +272,28 @@ def run(
                     timed(segmenter.segment_point, photo, centre, embedding=embedding)[0])
                 stages["decoder_5_boxes"].ours.append(timed(
                     segmenter.segment_boxes, photo, five_boxes(photo), embedding=embedding)[0])
+                # Everything mode's cost per prompt (decoder and SAM's filters, batches of 16).
+                in_h, in_w = embedding.input_size
+                low = (-(-in_h * 256 // 1024), -(-in_w * 256 // 1024))
+                grid = np.random.default_rng(counter).random((64, 2)) * [in_w, in_h]
+                stages["everything_64_prompts"].ours.append(timed(
+                    segmenter._grid_masks, embedding, grid.astype(np.float32), low)[0])
             phrases = phrases_for(name)
             stages["detector"].ours.append(timed(detector.detect, photo, phrases)[0])
             stages["detector_vocabulary"].ours.append(
                 timed(detector.detect_vocabulary, photo, service.vocabulary)[0])
+            if omdet is not None:
+                # A photo not seen before (its features computed), the words' text cached.
+                omdet.forget(key + "-omdet")
+                release_memory()
+                stages["omdet_vocabulary"].ours.append(timed(
+                    omdet.detect_vocabulary, photo, service.vocabulary, key=key + "-omdet")[0])
+                # Two new words on that photo, neither their text nor their task prompt seen.
+                uncache_words(omdet, NEW_WORDS)
+                release_memory()
+                stages["omdet_words"].ours.append(
+                    timed(omdet.detect, photo, NEW_WORDS, key=key + "-omdet")[0])
+                omdet.forget(key + "-omdet")
             if reference is not None and repeat == 0:
                 reference.time_stages(name, photo, stages)
             # End to end on a 12-MP copy, cold caches (a new key): upload -> overlay JPEG.
@@ -319,9 +352,37 @@ def run(
             tap = service.segment_point(
                 photo12, (photo12.width / 3, photo12.height / 2), key=key + "-all")
             stages["reprompt_point"].ours.append(tap.timings["mask"])
+            if omdet is not None and not result.objects:
+                # Everything mode found objects and named them with OmDet-Turbo's vocabulary
+                # pass, which keeps the photo's features, on trained weights; random weights
+                # kept no mask, so nothing was named: the pass is made here, untimed.
+                omdet.detect_vocabulary(photo12, service.vocabulary, key=key + "-all")
+            for stage, cap in (("reprompt_words", None), ("reprompt_words_per_word", 1)):
+                release_memory()
+                finder = omdet or detector
+                if omdet is not None:
+                    uncache_words(omdet, NEW_WORDS)
+                limit = finder.max_detections
+                # As many boxes as words: what trained weights find for two words, where
+                # random weights fill the cap of 20 (each one more mask at 12 MP).
+                finder.max_detections = limit if cap is None else cap * len(NEW_WORDS)
+                try:
+                    words = service.analyze(photo12, "grounded", list(NEW_WORDS),
+                                            key=key + "-all", new_words=True)  # fmt: skip
+                finally:
+                    finder.max_detections = limit
+                stages[stage].ours.append(words.timings["total"])
+            # The same words as they were found before OmDet-Turbo: Grounding DINO on the
+            # photo's cached backbone (which its vocabulary pass left), one box per word.
+            detector.detect(photo12, ["dog"], key=key + "-all")  # caches the backbone
             release_memory()
-            words = service.analyze(photo12, "grounded", ["cup", "book"], key=key + "-all")
-            stages["reprompt_words"].ours.append(words.timings["total"])
+            limit = detector.max_detections
+            detector.max_detections = len(NEW_WORDS)
+            try:
+                words = service.analyze(photo12, "grounded", list(NEW_WORDS), key=key + "-all")
+            finally:
+                detector.max_detections = limit
+            stages["reprompt_words_gd"].ours.append(words.timings["total"])
             service.forget(key)
             service.forget(key + "-all")
             release_memory()  # as the worker does between jobs
@@ -329,6 +390,21 @@ def run(
     if reference is not None:
         reference.run(photos, big, stages, extra)
     return list(stages.values()), extra
+
+
+NEW_WORDS = ("cup", "book")  # asked again about a photo already analysed
+
+
+def uncache_words(omdet: Any, words: Sequence[str]) -> None:
+    """Drop ``words``' text embeddings and their task prompt's from OmDet-Turbo's caches, so a
+    timed "new words" run encodes them as for words never asked before."""
+    model = omdet.model
+    for texts, cache in ((list(words), model.language_cache_class),
+                         ([omdet.task_prompt(words)], model.language_cache_prompt)):
+        ids, mask = omdet._tokens(texts)
+        for row, row_mask in zip(ids, mask, strict=True):
+            if cache.cache.pop(tuple(row[row_mask != 0].tolist()), None) is not None:
+                cache.current_load -= 1
 
 
 def five_boxes(photo: Image.Image) -> np.ndarray:
@@ -340,11 +416,11 @@ def five_boxes(photo: Image.Image) -> np.ndarray:
 
 
 def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
-    """Peak RSS (MiB) of a process doing what the worker does, and nothing else: both models
-    loaded from the environment's config (``ServiceConfig.from_env``), then on each photo at
-    ``megapixels`` a find-by-name job, an everything job and a tap, each drawn and encoded as
-    the worker stores it (overlays JPEG, the cut-out PNG), with the worker's allocator tuning
-    and ``release_memory`` between jobs."""
+    """Peak RSS (MiB) of a process doing what the worker does, and nothing else: the three
+    models loaded from the environment's config (``ServiceConfig.from_env``), then on each
+    photo at ``megapixels`` a find-by-name job, an everything job, a tap and new words, each
+    drawn and encoded as the worker stores it (overlays JPEG, the cut-out PNG), with the
+    worker's allocator tuning and ``release_memory`` between jobs."""
     from models.render.overlay import encode_jpeg, encode_png, render_cutout, render_overlay
     from models.runtime.allocator import release_memory, tune_allocator
     from models.service import InferenceService
@@ -355,8 +431,10 @@ def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
     for index, (name, photo) in enumerate(load_photos(photos_dir).items()):
         big = upscale_to_megapixels(photo, megapixels)
         key = f"photo-{index}"
-        for mode, phrases in (("grounded", phrases_for(name)), ("everything", None)):
-            result = service.analyze(big, mode, phrases, key=key)
+        for mode, phrases, new_words in (("grounded", phrases_for(name), False),
+                                         ("everything", None, False),
+                                         ("grounded", list(NEW_WORDS), True)):  # fmt: skip
+            result = service.analyze(big, mode, phrases, key=key, new_words=new_words)
             encode_jpeg(render_overlay(big, result.objects, scores=mode == "grounded"))
             del result  # the worker drops a job's result before the next one
             release_memory()
@@ -369,12 +447,20 @@ def worker_peak_rss(photos_dir: Path, threads: int, megapixels: float) -> int:
 
 def everything_recall(*, quick: bool = False) -> dict[str, float]:
     """Print and return everything mode's recall on the weight-free oracle
-    (``bench/recall.py``), ours beside ``SamAutomaticMaskGenerator``'s: the strategy's
-    figures, which random weights cannot give."""
+    (``bench/recall.py``), ours beside ``SamAutomaticMaskGenerator``'s, then ours with the
+    stand-in detectors' boxes as first prompts (``recall.compare_boxes``; keys
+    "good_boxes_*", "poor_boxes_*"): the strategy's figures, which random weights cannot
+    give."""
     from bench import recall
 
-    results = recall.compare(range(2) if quick else range(4))
+    seeds = range(2) if quick else range(4)
+    results = recall.compare(seeds)
     print(recall.report(results), flush=True)
+    # Everything mode as the service runs it with OmDet-Turbo: a detector's boxes first.
+    boxed = recall.compare_boxes(seeds, plain=results["ours"])
+    print(recall.report(boxed), flush=True)
+    results |= {name.replace("ours + ", "").replace(" ", "_"): r
+                for name, r in boxed.items() if name != "ours"}
     return {f"{name}_{int(c * 10000)}bp": round(r.recall[c], 4)
             for name, r in results.items() for c in recall.SIZE_CLASSES} | {
         f"{name}_prompts": r.prompts for name, r in results.items()}

@@ -2,9 +2,10 @@
 
     python -m bench.speed [--quick] [--threads N] [--photos DIR] [--no-reference]
 
-Uses the real weights when both resolve (``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``,
-``GROUNDING_DINO_MODEL``, as the worker does), else builds the full-size architectures
-(MobileSAM vit_t; Grounding DINO tiny: Swin-T + BERT-base, 900 queries) with random weights
+Uses the real weights when all three resolve (``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``,
+``GROUNDING_DINO_MODEL``, ``OMDET_TURBO_MODEL``, as the worker does), else builds the
+full-size architectures (MobileSAM vit_t; Grounding DINO tiny: Swin-T + BERT-base, 900
+queries; OmDet-Turbo tiny: Swin-T + CLIP B/16 text tower, 900 queries) with random weights
 and says so. Times every stage (load, encoder, decoder, everything mode, find by name, a
 tap, new words), ours and the reference setting, in one run
 on the photos of ``../shared/photos`` (medians over photos and repeats), prints a table and,
@@ -104,10 +105,12 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
                                check=True)  # fmt: skip
                 checkpoint = Path(tmp) / "mobile_sam.pt"
                 gd_dir = Path(tmp) / "grounding-dino-tiny-random"
+                omdet_dir = Path(tmp) / "omdet-turbo-tiny-random"
                 config = replace(
                     ServiceConfig.from_env(),  # MODEL_PRECISION, MODEL_DEVICE as the worker's
                     model_dir=Path(tmp), mobile_sam_checkpoint=checkpoint,
-                    grounding_dino_model=str(gd_dir), allow_unverified_weights=True,
+                    grounding_dino_model=str(gd_dir), omdet_turbo_model=str(omdet_dir),
+                    allow_unverified_weights=True,
                 )  # fmt: skip
             service = InferenceService(replace(config, num_threads=threads))
             service.load()
@@ -123,6 +126,7 @@ def main(argv: Sequence[str] | None = None, *, service: Any = None) -> dict[str,
         if config is not None:  # the worker's peak RSS, measured in a process of its own
             env = {**os.environ, "MOBILE_SAM_CHECKPOINT": str(config.mobile_sam_checkpoint or ""),
                    "GROUNDING_DINO_MODEL": config.grounding_dino_model,
+                   "OMDET_TURBO_MODEL": config.omdet_turbo_model,
                    "MODEL_DIR": str(config.model_dir),
                    "ALLOW_UNVERIFIED_WEIGHTS": "1" if config.allow_unverified_weights else ""}
             if not config.mobile_sam_checkpoint:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_GROUNDING_DINO_MODEL = "IDEA-Research/grounding-dino-tiny"
+DEFAULT_OMDET_TURBO_MODEL = "omlab/omdet-turbo-swin-tiny-hf"
 DEFAULT_SAM2_VIDEO_MODEL = "facebook/sam2.1-hiera-tiny"
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -30,14 +31,18 @@ class ServiceConfig:
         model_dir: cache directory for downloaded weights (``MODEL_DIR``).
         mobile_sam_checkpoint: explicit MobileSAM ``.pt`` path (``MOBILE_SAM_CHECKPOINT``);
             None means ``model_dir / "mobile_sam.pt"``.
-        grounding_dino_model: Hugging Face hub id or local directory (``GROUNDING_DINO_MODEL``).
+        grounding_dino_model: Hugging Face hub id or local directory (``GROUNDING_DINO_MODEL``);
+            finds the words of find by name.
+        omdet_turbo_model: Hugging Face hub id or local directory (``OMDET_TURBO_MODEL``);
+            names everything mode's objects and a tapped object, and finds new words asked
+            about a photo already seen.
         allow_unverified_weights: accept weights whose checksum is not the official one
             (``ALLOW_UNVERIFIED_WEIGHTS=1``; tests only).
         device: torch device string, e.g. ``"cpu"``.
         num_threads: torch intra-op threads (``MODEL_NUM_THREADS``); None means the CPUs
             this process may use. Use 1 where the worker shares busy CPUs: two OpenMP threads
             on two contended cores measured 3-10x slower than one.
-        precision: arithmetic of Grounding DINO and of MobileSAM's mask decoder
+        precision: arithmetic of Grounding DINO, OmDet-Turbo and MobileSAM's mask decoder
             (``MODEL_PRECISION``): "float32", "bfloat16" (``torch.autocast``: matrix products
             in bfloat16, outputs returned as float32) or "auto" (bfloat16 where the CPU
             multiplies bfloat16 natively, see :func:`models.runtime.precision.native_bfloat16`, else
@@ -53,6 +58,7 @@ class ServiceConfig:
     model_dir: Path
     mobile_sam_checkpoint: Path | None = None
     grounding_dino_model: str = DEFAULT_GROUNDING_DINO_MODEL
+    omdet_turbo_model: str = DEFAULT_OMDET_TURBO_MODEL
     allow_unverified_weights: bool = False
     device: str = "cpu"
     num_threads: int | None = None
@@ -64,9 +70,9 @@ class ServiceConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ServiceConfig:
         """Build a config from ``MODEL_DIR``, ``MOBILE_SAM_CHECKPOINT``, ``GROUNDING_DINO_MODEL``,
-        ``ALLOW_UNVERIFIED_WEIGHTS``, ``MODEL_DEVICE``, ``MODEL_NUM_THREADS`` and
-        ``MODEL_PRECISION``, and the video tracker's ``SAM2_VIDEO_MODEL``, ``VIDEO_FPS`` and
-        ``VIDEO_WORK_SIZE``.
+        ``OMDET_TURBO_MODEL``, ``ALLOW_UNVERIFIED_WEIGHTS``, ``MODEL_DEVICE``,
+        ``MODEL_NUM_THREADS`` and ``MODEL_PRECISION``, and the video tracker's
+        ``SAM2_VIDEO_MODEL``, ``VIDEO_FPS`` and ``VIDEO_WORK_SIZE``.
 
         Raises:
             ValueError: ``MODEL_NUM_THREADS`` is not a positive integer, or
@@ -104,6 +110,7 @@ class ServiceConfig:
             mobile_sam_checkpoint=Path(checkpoint).expanduser() if checkpoint else None,
             grounding_dino_model=environ.get("GROUNDING_DINO_MODEL")
             or DEFAULT_GROUNDING_DINO_MODEL,
+            omdet_turbo_model=environ.get("OMDET_TURBO_MODEL") or DEFAULT_OMDET_TURBO_MODEL,
             allow_unverified_weights=environ.get("ALLOW_UNVERIFIED_WEIGHTS", "").lower() in _TRUE,
             device=environ.get("MODEL_DEVICE") or "cpu",
             num_threads=num_threads,

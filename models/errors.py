@@ -15,7 +15,8 @@ class WeightsMissingError(ModelError):
     """Model weights are not on disk.
 
     The message names the command ``flask models download``, the exact path looked at and the
-    environment variable (``MOBILE_SAM_CHECKPOINT`` / ``GROUNDING_DINO_MODEL``) that overrides it.
+    environment variable (``MOBILE_SAM_CHECKPOINT`` / ``GROUNDING_DINO_MODEL`` /
+    ``OMDET_TURBO_MODEL``) that overrides it.
     """
 
 

@@ -2,12 +2,18 @@
 photo (plus a prompt in grounded mode) into an :class:`~models.result.AnalysisResult`.
 
 Pipeline (after lang-segment-anything's detect -> segment split):
-    everything mode: MobileSAM automatic mask generation -> masks, named by Grounding DINO run
-                     with the vocabulary (``models.detect.vocabulary``,
-                     ``models.detect.naming``): a word or "something?".
+    everything mode: OmDet-Turbo run with the vocabulary in one pass -> its boxes as the first
+                     prompts of MobileSAM's automatic mask generation (the grid only where
+                     they found nothing) -> masks, named from the same detections
+                     (``models.detect.vocabulary``, ``models.detect.naming``): a word or
+                     "something?".
     grounded mode:   Grounding DINO boxes for the phrases -> MobileSAM box prompts -> masks.
+    new words:       grounded mode on a photo already seen, OmDet-Turbo finding the words on
+                     the photo's cached encoder features (``new_words=True``).
     point prompt:    a tapped point on the cached image embedding -> one mask, named as in
                      everything mode.
+Where OmDet-Turbo's weights are missing, Grounding DINO names and finds new words instead
+(slower; logged once). Which detector does what, and why, is measured in docs/speed.md.
 Importing this module is cheap; torch, MobileSAM and transformers are imported by ``load``.
 """
 
@@ -37,6 +43,7 @@ from models.runtime.allocator import drop_gpu_library_pages, release_memory
 
 if TYPE_CHECKING:
     from models.detect.detector import Detection, GroundingDinoDetector
+    from models.detect.omdet import OmDetTurboDetector
     from models.segment.segmenter import MobileSamSegmenter
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,11 @@ log = logging.getLogger(__name__)
 # its size on each side (context for the detector), at least 160 px a side (product choices).
 POINT_CROP_MARGIN = 0.25
 POINT_CROP_MIN = 160
+# Everything mode's box prompts from the vocabulary detections: boxes of one object overlap
+# more than SAM's own box NMS threshold (0.7), and never more prompts than the 8x8 coarse grid
+# they replace (a busy photo's boxes beyond that are left to the grid).
+PROMPT_BOX_NMS = 0.7
+PROMPT_BOXES = 64
 Progress = Callable[[float, str], None]
 _TURNED = range(2, 9)  # EXIF orientations that ImageOps.exif_transpose turns or flips
 
@@ -58,7 +70,7 @@ def _cpu_count() -> int:
 
 
 class InferenceService:
-    """Loads MobileSAM and Grounding DINO once per process and analyses photos.
+    """Loads MobileSAM, Grounding DINO and OmDet-Turbo once per process and analyses photos.
 
     Thread-safe: loading and inference are serialised by one lock (the models keep per-call
     state and two concurrent runs would only compete for the same cores).
@@ -69,16 +81,20 @@ class InferenceService:
         self.config = config
         self.segmenter: MobileSamSegmenter | None = None
         self.detector: GroundingDinoDetector | None = None
+        self.omdet: OmDetTurboDetector | None = None
         self.weights: dict[str, str] = {}
         self.vocabulary: tuple[str, ...] = VOCABULARY
         self.names_cache_size = 4
         self._names: OrderedDict[str, list[Detection]] = OrderedDict()
         self._detector_error: str | None = None
+        self._omdet_error: str | None = None
         self._video_model: Any = None
         self._lock = threading.RLock()
 
     def load(self, modes: Iterable[str] = MODES) -> None:
-        """Load the models ``modes`` need (everything: MobileSAM; grounded: both). Idempotent
+        """Load the models ``modes`` need (everything: MobileSAM; grounded: MobileSAM and
+        Grounding DINO), and OmDet-Turbo, which names objects and finds new words, if its
+        weights resolve (else logged once: Grounding DINO does that work, slower). Idempotent
         and thread-safe; also sets torch's thread count (``config.num_threads`` or the CPUs
         available). On a CPU device, a load that loaded a model then drops the GPU
         libraries' pages from resident memory (``models.runtime.allocator.drop_gpu_library_pages``).
@@ -100,6 +116,8 @@ class InferenceService:
             if "grounded" in modes and self.detector is None:
                 self._load_detector()
                 loaded = True
+            if self.omdet is None and self._omdet_error is None:
+                loaded = self._ensure_omdet() or loaded
             if loaded and self.config.device.startswith("cpu"):
                 # The CUDA build's GPU libraries, read at import, are never used on a CPU.
                 drop_gpu_library_pages()
@@ -134,6 +152,17 @@ class InferenceService:
         )
         self.weights["grounding_dino"] = status
 
+    def _load_omdet(self) -> None:
+        from models.detect.omdet import OmDetTurboDetector
+        from models.runtime.weights import resolve_omdet_turbo
+
+        path, status = resolve_omdet_turbo(self.config)
+        self._setup_torch()
+        self.omdet = OmDetTurboDetector.from_pretrained(
+            path, device=self.config.device, precision=self.config.precision
+        )
+        self.weights["omdet_turbo"] = status
+
     def analyze(
         self,
         image: Image.Image,
@@ -143,6 +172,7 @@ class InferenceService:
         key: str | None = None,
         progress: Progress | None = None,
         preview: Callable[[list[ObjectResult]], None] | None = None,
+        new_words: bool = False,
     ) -> AnalysisResult:
         """Find, mask, colour and name the objects of a photo.
 
@@ -153,20 +183,26 @@ class InferenceService:
                 e.g. ``["cat", "ball"]`` (the text is parsed once, where it comes in).
             key: cache key of the photo (one picture each, e.g. "photo-12-9f86d081884c7d65";
                 ``app.queue.database.photo_cache_key``): its image embedding, Grounding
-                DINO backbone features and vocabulary detections are kept in small LRUs for
-                later calls (re-prompts). None: computed for this call only.
+                DINO backbone features, OmDet-Turbo encoder features and vocabulary
+                detections are kept in small LRUs for later calls (re-prompts). None:
+                computed for this call only.
             progress: called as progress(fraction 0-1, stage text) between stages.
             preview: everything mode only: called once with the objects as soon as their
-                masks exist, before Grounding DINO names them (each "something?", not
-                ``named``; colours as in the result), so a caller can show them meanwhile.
+                masks exist, before they are named (each "something?", not ``named``;
+                colours as in the result), so a caller can show them meanwhile.
+            new_words: grounded mode only: the phrases are new words asked about a photo
+                already analysed ("Look for something else"), found by OmDet-Turbo on the
+                photo's cached encoder features and masked on its cached image embedding;
+                Grounding DINO finds them where OmDet-Turbo's weights are missing. False:
+                find by name, with Grounding DINO.
 
         Returns:
             AnalysisResult at photo size (width/height after EXIF orientation); masks (H, W)
             (:class:`models.segment.mask.Mask`, each kept as its tight crop); boxes xyxy photo
             pixels. Everything: largest first, each a vocabulary word (``named``) or
             "something?"; grounded: phrase labels, highest score first.
-            Everything mode without Grounding DINO weights still works; all its objects are
-            then "something?" (logged as a warning).
+            Everything mode without OmDet-Turbo's and Grounding DINO's weights still works;
+            all its objects are then "something?" (logged as a warning).
 
         Raises:
             ValueError: unknown mode.
@@ -188,21 +224,23 @@ class InferenceService:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         with self._lock:
-            if self.segmenter is None or (mode == "grounded" and self.detector is None):
+            # Grounding DINO finds the phrases, unless they are new words OmDet-Turbo can find.
+            grounding = mode == "grounded" and not (new_words and self._ensure_omdet())
+            if self.segmenter is None or (grounding and self.detector is None):
                 report(0.02, "loading models")
-                self.load((mode,))
+                self.load((mode,) if grounding else ("everything",))
                 timings["load"] = time.perf_counter() - start
             import torch
 
-            weights = {"mobile_sam": self.weights["mobile_sam"]}
             with torch.inference_mode():
                 if phrases is None:
                     objects = self._everything(photo, key, report, timings, preview)
                 else:
-                    objects = self._grounded(photo, phrases, key, report, timings)
+                    finder = self.detector if grounding else self.omdet
+                    assert finder is not None
+                    objects = self._grounded(photo, phrases, key, report, timings, finder)
             name_colors(photo, objects, timings)
-            if "grounding_dino" in self.weights:  # loaded: it found (grounded) or named
-                weights["grounding_dino"] = self.weights["grounding_dino"]
+            weights = self._weights_used()
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
         log.info(
@@ -273,9 +311,7 @@ class InferenceService:
                 t0 = time.perf_counter()
                 name = self._point_name(photo, box, key, timings)
                 timings["name"] = time.perf_counter() - t0
-            weights = {"mobile_sam": self.weights["mobile_sam"]}
-            if "grounding_dino" in self.weights:
-                weights["grounding_dino"] = self.weights["grounding_dino"]
+            weights = self._weights_used()
         timings["total"] = time.perf_counter() - start
         report(1.0, "done")
         obj = ObjectResult(
@@ -330,8 +366,9 @@ class InferenceService:
         self, image: Image.Image, boxes: Sequence[tuple[float, float, float, float]]
     ) -> list[Name]:
         """Names of objects given by their tight boxes (xyxy px of ``image``) as everything
-        mode names its masks: Grounding DINO's vocabulary detections on the whole picture
-        (``models.detect.naming``); all "something?" when it cannot be loaded."""
+        mode names its masks: the vocabulary detections on the whole picture (OmDet-Turbo's,
+        else Grounding DINO's; ``models.detect.naming``); all "something?" when neither can
+        be loaded."""
         with self._lock:
             import torch
 
@@ -340,22 +377,21 @@ class InferenceService:
 
     def cached_keys(self) -> set[str]:
         """The photo keys (as given to :meth:`analyze`) that anything is cached for: image
-        embeddings, Grounding DINO backbone features, vocabulary detections."""
+        embeddings, Grounding DINO backbone features, OmDet-Turbo encoder features,
+        vocabulary detections."""
         with self._lock:
             keys = {cached.rsplit("@", 1)[0] for cached in self._names}
-            if self.segmenter is not None:
-                keys |= self.segmenter.cached_keys()
-            if self.detector is not None:
-                keys |= self.detector.cached_keys()
+            for model in (self.segmenter, self.detector, self.omdet):
+                if model is not None:
+                    keys |= model.cached_keys()
             return keys
 
     def forget(self, key: str) -> None:
-        """Drop everything cached for ``key`` (image embedding, backbone features, names)."""
+        """Drop everything cached for ``key`` (image embedding, detector features, names)."""
         with self._lock:
-            if self.segmenter is not None:
-                self.segmenter.forget(key)
-            if self.detector is not None:
-                self.detector.forget(key)
+            for model in (self.segmenter, self.detector, self.omdet):
+                if model is not None:
+                    model.forget(key)
             for cached in [k for k in self._names if k.startswith(f"{key}@")]:
                 del self._names[cached]
 
@@ -367,16 +403,27 @@ class InferenceService:
         timings: dict[str, float],
         preview: Callable[[list[ObjectResult]], None] | None = None,
     ) -> list[ObjectResult]:
+        """Everything mode's objects. With OmDet-Turbo, its vocabulary pass comes first and
+        its boxes are the first prompts (:func:`prompt_boxes`; the grid then goes only where
+        they found nothing), then its detections name the masks; without it the masks come
+        first and Grounding DINO's slower pass names them after the preview."""
         assert self.segmenter is not None
         report(0.1, "looking at the photo")
         t0 = time.perf_counter()
         embedding = self.segmenter.embed(photo, key)
         timings["embed"] = time.perf_counter() - t0
+        detections: list[Detection] | None = None
+        if self._ensure_omdet():
+            report(0.2, "finding what is in it")
+            t0 = time.perf_counter()
+            detections = self._vocabulary_detections(photo, key, timings)
+            timings["names"] = time.perf_counter() - t0
         report(0.3, "finding every object")
         t0 = time.perf_counter()
-        masks = self.segmenter.everything(photo, embedding=embedding)
+        boxes = prompt_boxes(detections) if detections else None
+        masks = self.segmenter.everything(photo, embedding=embedding, boxes=boxes)
         timings["masks"] = time.perf_counter() - t0
-        release_memory()  # the decoder's freed candidates, before Grounding DINO's pass
+        release_memory()  # the decoder's freed candidates
         if preview is not None and masks:
             t0 = time.perf_counter()
             preview([
@@ -387,8 +434,11 @@ class InferenceService:
             timings["preview"] = time.perf_counter() - t0
         report(0.6, "finding their names")
         t0 = time.perf_counter()
-        names = self._names_for(photo, [m.box for m in masks], key, report, timings)
-        timings["names"] = time.perf_counter() - t0
+        if detections is not None:
+            names = name_boxes([m.box for m in masks], detections) if masks else []
+        else:
+            names = self._names_for(photo, [m.box for m in masks], key, report, timings)
+        timings["names"] = timings.get("names", 0.0) + time.perf_counter() - t0
         return [
             ObjectResult(
                 label=name.label,
@@ -411,7 +461,7 @@ class InferenceService:
         timings: dict[str, float],
     ) -> list[Name]:
         """Names of masks (given by their tight boxes) from the photo's vocabulary detections;
-        all "something?" when Grounding DINO cannot be loaded."""
+        all "something?" when neither OmDet-Turbo nor Grounding DINO can be loaded."""
         if not boxes:
             return []
         detections = self._vocabulary_detections(photo, key, timings)
@@ -436,9 +486,9 @@ class InferenceService:
         if cache_key is not None and cache_key in self._names:
             self._names.move_to_end(cache_key)
             return name_boxes([box], self._names[cache_key])[0]
-        if not self._ensure_detector():
+        namer = self._namer()
+        if namer is None:
             return UNNAMED
-        assert self.detector is not None
         x0, y0, x1, y1 = box
         grow_x = max((x1 - x0) * POINT_CROP_MARGIN, (POINT_CROP_MIN - (x1 - x0)) / 2, 0.0)
         grow_y = max((y1 - y0) * POINT_CROP_MARGIN, (POINT_CROP_MIN - (y1 - y0)) / 2, 0.0)
@@ -446,9 +496,7 @@ class InferenceService:
         right = min(photo.width, int(np.ceil(x1 + grow_x)))
         bottom = min(photo.height, int(np.ceil(y1 + grow_y)))
         t0 = time.perf_counter()
-        found = self.detector.detect_vocabulary(
-            photo.crop((left, top, right, bottom)), self.vocabulary
-        )
+        found = namer.detect_vocabulary(photo.crop((left, top, right, bottom)), self.vocabulary)
         timings["detect"] = time.perf_counter() - t0
         shifted = [
             (d.label, d.score, (d.box[0] + left, d.box[1] + top, d.box[2] + left, d.box[3] + top))
@@ -459,23 +507,52 @@ class InferenceService:
     def _vocabulary_detections(
         self, photo: Image.Image, key: str | None, timings: dict[str, float]
     ) -> list[Detection] | None:
-        """Grounding DINO's detections of the whole vocabulary on ``photo``, cached per
-        ``key`` (LRU of ``names_cache_size``); None if the detector cannot be loaded."""
+        """The detections of the whole vocabulary on ``photo`` (:meth:`_namer`'s), cached per
+        ``key`` (LRU of ``names_cache_size``); None if no detector can be loaded."""
         cache_key = None if key is None else f"{key}@{photo.width}x{photo.height}"
         if cache_key is not None and cache_key in self._names:
             self._names.move_to_end(cache_key)
             return self._names[cache_key]
-        if not self._ensure_detector():
+        namer = self._namer()
+        if namer is None:
             return None
-        assert self.detector is not None
         t0 = time.perf_counter()
-        detections = self.detector.detect_vocabulary(photo, self.vocabulary, key=key)
+        detections = namer.detect_vocabulary(photo, self.vocabulary, key=key)
         timings["detect"] = time.perf_counter() - t0
         if cache_key is not None and self.names_cache_size > 0:
             self._names[cache_key] = detections
             while len(self._names) > self.names_cache_size:
                 self._names.popitem(last=False)
         return detections
+
+    def _namer(self) -> OmDetTurboDetector | GroundingDinoDetector | None:
+        """The detector whose vocabulary pass names objects: OmDet-Turbo (one pass over the
+        whole vocabulary), else Grounding DINO (a pass per 256-token caption), each loaded
+        if its weights resolve; None when neither can be (objects stay "something?")."""
+        if self._ensure_omdet():
+            return self.omdet
+        return self.detector if self._ensure_detector() else None
+
+    def _ensure_omdet(self) -> bool:
+        """Load OmDet-Turbo if possible; False (once logged) if its weights are missing or
+        refused, so naming and new words fall back on Grounding DINO."""
+        if self.omdet is not None:
+            return True
+        if self._omdet_error is not None:
+            return False
+        try:
+            self._load_omdet()
+        except (WeightsMissingError, WeightsUnverifiedError) as exc:
+            self._omdet_error = str(exc)
+            log.warning("names and new words will come from Grounding DINO, slower: %s", exc)
+            return False
+        return True
+
+    def _weights_used(self) -> dict[str, str]:
+        """Each loaded model's weights status ("official" / "unverified"), as a result
+        reports them: MobileSAM always; Grounding DINO and OmDet-Turbo once loaded."""
+        return {name: self.weights[name] for name in ("mobile_sam", "grounding_dino",
+                                                      "omdet_turbo") if name in self.weights}
 
     def _ensure_detector(self) -> bool:
         """Load Grounding DINO for naming if possible; False (once logged) if its weights are
@@ -499,15 +576,17 @@ class InferenceService:
         key: str | None,
         report: Progress,
         timings: dict[str, float],
+        finder: OmDetTurboDetector | GroundingDinoDetector,
     ) -> list[ObjectResult]:
-        assert self.segmenter is not None and self.detector is not None
+        """``finder``'s boxes for ``phrases`` (photo pixels), then MobileSAM's masks of them."""
+        assert self.segmenter is not None
         report(0.1, "looking for " + ", ".join(phrases))
         t0 = time.perf_counter()
-        detections = self.detector.detect(photo, phrases, key=key)
+        detections = finder.detect(photo, phrases, key=key)
         timings["detect"] = time.perf_counter() - t0
         if not detections:
             return []
-        release_memory()  # Grounding DINO's freed activations, before the image encoder's
+        release_memory()  # the detector's freed activations, before the image encoder's
         report(0.6, "outlining what was found")
         t0 = time.perf_counter()
         embedding = self.segmenter.embed(photo, key)
@@ -530,6 +609,30 @@ class InferenceService:
             )
         objects.sort(key=lambda o: o.score, reverse=True)
         return objects
+
+
+def prompt_boxes(detections: Sequence[Detection], *, limit: int = PROMPT_BOXES,
+                 iou: float = PROMPT_BOX_NMS) -> np.ndarray:
+    """Everything mode's object-aware box prompts from vocabulary detections: their boxes,
+    highest score first, one per object (class-agnostic NMS at ``iou``: one object found as
+    two words is asked once), at most ``limit``.
+
+    Args:
+        detections: (label, score, box) with boxes xyxy photo pixels.
+        limit: most boxes kept (``PROMPT_BOXES``).
+        iou: boxes overlapping a better one by more than this are dropped.
+
+    Returns:
+        (N, 4) float32 xyxy photo pixels, N <= ``limit``.
+    """
+    import torch
+    from torchvision.ops import nms
+
+    if not detections:
+        return np.zeros((0, 4), dtype=np.float32)
+    boxes = torch.tensor([d.box for d in detections], dtype=torch.float32)
+    scores = torch.tensor([d.score for d in detections], dtype=torch.float32)
+    return boxes[nms(boxes, scores, iou)[:limit]].numpy()
 
 
 def name_colors(photo: Image.Image, objects: Sequence[ObjectResult],

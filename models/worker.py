@@ -98,7 +98,7 @@ def process_one(source: JobSource, service: InferenceService) -> bool:
     picture)`` means 1.0 (the picture: :func:`_run_job`'s JPEG overlay or PNG cut-out). An
     everything-mode analysis whose source has ``preview(job_id, png)`` hands it a PNG of the
     masks at screen size (``models.render.overlay.render_preview``) as soon as they exist, while
-    Grounding DINO still names them (~3-4 s of a ~7 s job); a failed preview is logged only.
+    the vocabulary pass still names them; a failed preview is logged only.
 
     Never raises for a job: a ``ModelError`` becomes ``source.fail(job_id, str(e))``; any
     other exception is logged with its traceback and becomes ``source.fail(job_id,
@@ -226,7 +226,8 @@ def _run_job(
                     log.warning("job %s: preview not shown", job.job_id, exc_info=True)
 
         result = service.analyze(photo, mode, job.phrases, key=job.key,
-                                 progress=analysis_progress, preview=show)  # fmt: skip
+                                 progress=analysis_progress, preview=show,
+                                 new_words=job.kind == "words")  # fmt: skip
         if store_embedding is not None and job.kind == "analyse":
             _store_embedding(job, service, photo, store_embedding)
         report(ANALYSIS_SHARE, "drawing the picture")

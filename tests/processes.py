@@ -36,6 +36,7 @@ def app_env(tmp_path: Path, service_config, **extra: str) -> dict[str, str]:
         "MODEL_DIR": str(tmp_path / "models"),
         "MOBILE_SAM_CHECKPOINT": str(service_config.mobile_sam_checkpoint),
         "GROUNDING_DINO_MODEL": str(service_config.grounding_dino_model),
+        "OMDET_TURBO_MODEL": str(service_config.omdet_turbo_model),
         "ALLOW_UNVERIFIED_WEIGHTS": "1",
         "RATELIMIT_ENABLED": "0",
         "MALLOC_MMAP_THRESHOLD_": "1073741824",

@@ -4,7 +4,8 @@
 Real weights cannot be downloaded in CI, so the tests build architectures with random
 weights, write them to temporary directories in the released formats, and load them only
 through the real loaders (``models.runtime.weights.resolve_*``,
-``MobileSamSegmenter.from_checkpoint``, ``GroundingDinoDetector.from_pretrained``).
+``MobileSamSegmenter.from_checkpoint``, ``GroundingDinoDetector.from_pretrained``,
+``OmDetTurboDetector.from_pretrained``).
 They are never the official files, so
 results made with them are labelled "unverified" and are only accepted with
 ``allow_unverified_weights=True``.
@@ -13,7 +14,10 @@ Fixtures (session-scoped):
     mobile_sam_checkpoint: Path of a MobileSAM vit_t state_dict ``.pt`` (torch.manual_seed(0)).
     grounding_dino_dir: directory with a SMALL Grounding DINO (tiny Swin, tiny BERT, one
         encoder and decoder layer), its tokenizer and processor (``save_pretrained``).
-    service_config: ``ServiceConfig`` pointing at both, ``allow_unverified_weights=True``.
+    omdet_turbo_dir: directory with a SMALL OmDet-Turbo (the released Swin-T backbone at 64 px,
+        a one-layer CLIP text tower, one decoder layer, 20 queries), its CLIP tokenizer and
+        processor (``save_pretrained``).
+    service_config: ``ServiceConfig`` pointing at all three, ``allow_unverified_weights=True``.
     sam2_video_dir: directory with a SMALL ``Sam2VideoModel`` (SAM 2.1 hiera-tiny's layout,
         narrower: 16-channel first stage, one memory-attention layer), ``save_pretrained``.
     video_service_config: ``service_config`` plus that video model, seen at 256 px.
@@ -135,6 +139,19 @@ def build_grounding_dino_dir(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def build_omdet_turbo_dir(path: Path) -> Path:
+    """Write a small random-weight OmDet-Turbo with its processor to ``path``
+    (``bench.detector_models.build_random("omdet-turbo-tiny", tiny=True)``: seeded, a CLIP BPE
+    tokenizer holding the vocabulary's words, the released checkpoint's processor settings).
+
+    Loadable by ``AutoProcessor.from_pretrained(path)`` and
+    ``OmDetTurboForObjectDetection.from_pretrained(path, local_files_only=True)``.
+    """
+    from bench.detector_models import build_random
+
+    return build_random("omdet-turbo-tiny", path, tiny=True)
+
+
 def build_sam2_video_dir(path: Path, seed: int = 0) -> Path:
     """Write a small random-weight ``Sam2VideoModel`` to ``path`` (~20 MB): SAM 2.1
     hiera-tiny's blocks and windows with a quarter of its channels, one memory-attention
@@ -184,10 +201,19 @@ def grounding_dino_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def omdet_turbo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of a small random-weight OmDet-Turbo (not the official weights)."""
+    return build_omdet_turbo_dir(tmp_path_factory.mktemp("omdet-turbo"))
+
+
+@pytest.fixture(scope="session")
 def service_config(
-    tmp_path_factory: pytest.TempPathFactory, mobile_sam_checkpoint: Path, grounding_dino_dir: Path
+    tmp_path_factory: pytest.TempPathFactory,
+    mobile_sam_checkpoint: Path,
+    grounding_dino_dir: Path,
+    omdet_turbo_dir: Path,
 ) -> ServiceConfig:
-    """ServiceConfig using both random-weight models, with unverified weights allowed.
+    """ServiceConfig using the three random-weight models, with unverified weights allowed.
 
     One torch thread: test runs share the CPUs with other processes, and with two OpenMP
     threads on two busy cores every parallel op waits for a descheduled thread (measured
@@ -197,6 +223,7 @@ def service_config(
         model_dir=tmp_path_factory.mktemp("model-dir"),
         mobile_sam_checkpoint=mobile_sam_checkpoint,
         grounding_dino_model=str(grounding_dino_dir),
+        omdet_turbo_model=str(omdet_turbo_dir),
         allow_unverified_weights=True,
         num_threads=1,
     )

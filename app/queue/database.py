@@ -59,7 +59,7 @@ def photo_cache_key(photo_id: int, original: bytes) -> str:
     """The worker's cache key of a photo: ``photo-<id>-<first 16 hex of SHA-256 of the stored
     original>``, e.g. ``photo-12-9f86d081884c7d65``.
 
-    Image embeddings, Grounding DINO features and vocabulary detections are cached under it.
+    Image embeddings, detector features and vocabulary detections are cached under it.
     The content hash makes a key name one picture only: even if a photo id came back (ids are
     never reused, but databases are restored from backups), another picture gets another key,
     and the same picture the same one (its cached data is then still its own).

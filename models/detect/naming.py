@@ -1,12 +1,14 @@
-"""Name masks with vocabulary detections: a mask takes a word only when a confident Grounding
-DINO box of that word fits it, and no other word fits it about as well.
+"""Name masks with vocabulary detections: a mask takes a word only when a confident box of
+that word (OmDet-Turbo's vocabulary pass, or Grounding DINO's where OmDet-Turbo's weights are
+missing) fits it, and no other word fits it about as well.
 
 Never a wrong name said with confidence: an object is named only if
-    1. a detection's score (the mean probability over its word's tokens,
-       ``models.detect.detector.phrase_scores``; for the one-token words that make up most of the
-       vocabulary, that token's probability) is at least ``NAME_SCORE`` (0.4: above the 0.35
-       box threshold of the Grounding DINO demo, since a 250-word caption spreads probability
-       over more words; a two-token word such as "teddy bear" must hold it on average), and
+    1. a detection's score (OmDet-Turbo: the sigmoid of the word's logit; Grounding DINO: the
+       mean probability over its word's tokens, ``models.detect.detector.phrase_scores``) is
+       at least ``NAME_SCORE`` (0.4: above the box thresholds of both detectors' demos,
+       OmDet-Turbo's 0.3 and Grounding DINO's 0.35, since a word said aloud to a child needs
+       more confidence than a box drawn; a two-token word such as "teddy bear" must hold it on
+       average under Grounding DINO), and
     2. the IoU of the mask's tight box with the detection's box is at least ``MATCH_IOU``
        (0.7: stricter than the 0.5 of PASCAL VOC / COCO AP50, so a part or a neighbour does not
        inherit the whole's name), and

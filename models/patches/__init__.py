@@ -1,16 +1,20 @@
 """Patches: replacements of library internals that compute the same outputs faster or in less
 memory, each with its equivalence test beside it in ``tests/models/patches/``:
 
-- ``deformable``: Grounding DINO's multi-scale deformable attention as one weighted gather;
+- ``deformable``: the multi-scale deformable attention of Grounding DINO and of OmDet-Turbo's
+  decoder as one weighted gather;
 - ``fusion``: Grounding DINO's text-image fusion attention with its projections folded into
   the text side;
 - ``strips``: MobileSAM's TinyViT image encoder with its first stages run strip by strip;
+- ``anchors``: OmDet-Turbo's decoder anchors kept in float32 under bfloat16 autocast (the
+  boxes then stay those of float32);
 - ``forwards``: how one is installed (on a model's instances, only when the library's
   ``forward`` has the signature it was written for; otherwise the library's own is kept).
 
 Nothing is changed by importing: the loaders (``GroundingDinoDetector.from_pretrained``,
-``MobileSamSegmenter.from_checkpoint``) call :func:`apply_to_grounding_dino` and
-:func:`apply_to_mobile_sam` on the model they loaded.
+``OmDetTurboDetector.from_pretrained``, ``MobileSamSegmenter.from_checkpoint``) call
+:func:`apply_to_grounding_dino`, :func:`apply_to_omdet_turbo` and :func:`apply_to_mobile_sam`
+on the model they loaded.
 """
 
 from __future__ import annotations
@@ -45,3 +49,17 @@ def apply_to_mobile_sam(model: nn.Module) -> dict[str, int]:
     from models.patches import strips
 
     return {"strips": strips.install(model)}
+
+
+def apply_to_omdet_turbo(model: nn.Module) -> dict[str, int]:
+    """Install the deformable-attention patch (its fusion decoder's cross-attention is the
+    same ``MultiScaleDeformableAttention``) and the float32 anchors on a loaded
+    ``OmDetTurboForObjectDetection``.
+
+    Returns:
+        ``{"deformable": 6, "anchors": 1}`` for OmDet-Turbo tiny (6 decoder layers, one
+        decoder); 0 for a patch whose target has another signature (logged).
+    """
+    from models.patches import anchors, deformable
+
+    return {"deformable": deformable.install(model), "anchors": anchors.install(model)}

@@ -1,10 +1,13 @@
 """Weights registry: where each model's weights live, how they are downloaded and verified.
 
-Nothing here downloads at job time: :func:`resolve_mobile_sam` and
-:func:`resolve_grounding_dino` only look at the disk and say whether what they find is the
+Nothing here downloads at job time: :func:`resolve_mobile_sam`, :func:`resolve_grounding_dino`
+and :func:`resolve_omdet_turbo` only look at the disk and say whether what they find is the
 official release ("official") or something else ("unverified", e.g. the random-weight test
 fixtures). Downloads happen only through ``flask models download``
-(:func:`download_mobile_sam`, :func:`download_grounding_dino`).
+(:func:`download_mobile_sam`, :func:`download_grounding_dino`, :func:`download_omdet_turbo`).
+The two Hugging Face hub models share one path (:func:`resolve_hub_model`,
+:func:`download_hub_model`): every file checked against the hub's checksums, a manifest
+written beside them, a progress bar.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tqdm.auto import tqdm
 
@@ -40,8 +43,9 @@ MOBILE_SAM_BLOB_ID = "7ef2d090979fd9853adf17b7a99c8b94a1c5a6a7"
 MOBILE_SAM_FILENAME = "mobile_sam.pt"
 
 GROUNDING_DINO_SUBDIR = "grounding-dino"
+OMDET_TURBO_SUBDIR = "omdet-turbo"
 SAM2_VIDEO_SUBDIR = "sam2-video"
-# Written by download_grounding_dino next to the files it verified against the hub.
+# Written by download_hub_model next to the files it verified against the hub.
 MANIFEST_NAME = "visionanything-manifest.json"
 # Weight formats that are never fetched when model.safetensors exists (same tensors).
 _REDUNDANT_FORMATS = (".bin", ".h5", ".msgpack", ".ckpt", ".pth", ".onnx")
@@ -189,12 +193,49 @@ def _fetch(url: str, dest: Path, *, progress: bool, desc: str) -> None:
         ) from exc
 
 
-# ---------------------------------------------------------------------------- Grounding DINO
+# ---------------------------------------------------------------------------- hub models
+
+
+class HubModel(NamedTuple):
+    """A model fetched from the Hugging Face hub: how it is named to people and where it goes.
+
+    Attributes:
+        name: e.g. "Grounding DINO", in messages.
+        subdir: its folder under ``model_dir``, e.g. "grounding-dino".
+        variable: the environment variable that names its hub id or directory.
+    """
+
+    name: str
+    subdir: str
+    variable: str
+
+
+GROUNDING_DINO = HubModel("Grounding DINO", GROUNDING_DINO_SUBDIR, "GROUNDING_DINO_MODEL")
+OMDET_TURBO = HubModel("OmDet-Turbo", OMDET_TURBO_SUBDIR, "OMDET_TURBO_MODEL")
+SAM2_VIDEO = HubModel("SAM 2 video", SAM2_VIDEO_SUBDIR, "SAM2_VIDEO_MODEL")
+
+
+def hub_model_dir(model_dir: Path, subdir: str, model_id: str) -> Path:
+    """Local directory of a hub model: ``model_dir/<subdir>/<model_id, "/" -> "--">``."""
+    return Path(model_dir) / subdir / model_id.replace("/", "--")
 
 
 def grounding_dino_dir(model_dir: Path, model_id: str) -> Path:
-    """Local directory of a hub model: ``model_dir/grounding-dino/<model_id, "/" -> "--">``."""
-    return Path(model_dir) / GROUNDING_DINO_SUBDIR / model_id.replace("/", "--")
+    """Local directory of a Grounding DINO hub model:
+    ``model_dir/grounding-dino/<model_id, "/" -> "--">``."""
+    return hub_model_dir(model_dir, GROUNDING_DINO_SUBDIR, model_id)
+
+
+def omdet_turbo_dir(model_dir: Path, model_id: str) -> Path:
+    """Local directory of an OmDet-Turbo hub model:
+    ``model_dir/omdet-turbo/<model_id, "/" -> "--">``."""
+    return hub_model_dir(model_dir, OMDET_TURBO_SUBDIR, model_id)
+
+
+def sam2_video_dir(model_dir: Path, model_id: str) -> Path:
+    """Local directory of the video tracking model:
+    ``model_dir/sam2-video/<model_id, "/" -> "--">``."""
+    return hub_model_dir(model_dir, SAM2_VIDEO_SUBDIR, model_id)
 
 
 def _looks_like_path(value: str) -> bool:
@@ -202,31 +243,30 @@ def _looks_like_path(value: str) -> bool:
     return value.startswith(("/", "./", "../", "~")) or Path(value).is_dir()
 
 
-def resolve_grounding_dino(config: ServiceConfig) -> tuple[Path, str]:
-    """Find the Grounding DINO directory on disk (never downloads).
+def resolve_hub_model(config: ServiceConfig, model: HubModel, value: str) -> tuple[Path, str]:
+    """Find a hub model's directory on disk (never downloads).
 
-    ``config.grounding_dino_model`` is a hub id (looked up under ``model_dir``, see
-    :func:`grounding_dino_dir`) or a local directory. It is "official" iff the directory has
-    the manifest written by :func:`download_grounding_dino` and every file listed in it still
-    has the checksum the hub reported (LFS sha256, or git blob id for small files).
+    ``value`` is a hub id (looked up under ``config.model_dir``, see :func:`hub_model_dir`) or
+    a local directory. It is "official" iff the directory has the manifest written by
+    :func:`download_hub_model` and every file listed in it still has the checksum the hub
+    reported (LFS sha256, or git blob id for small files).
 
     Returns:
         (directory, "official" | "unverified").
 
     Raises:
         WeightsMissingError: no directory with a ``config.json`` (message names
-            `flask models download`, the path and ``GROUNDING_DINO_MODEL``).
+            `flask models download`, the path and ``model.variable``).
         WeightsUnverifiedError: not verifiable and ``allow_unverified_weights`` is False.
     """
-    value = config.grounding_dino_model
     if _looks_like_path(value):
         path = Path(value).expanduser()
     else:
-        path = grounding_dino_dir(config.model_dir, value)
+        path = hub_model_dir(config.model_dir, model.subdir, value)
     if not (path / "config.json").is_file():
         raise WeightsMissingError(
-            f"Grounding DINO weights are missing: no model at {path}. {DOWNLOAD_HINT} into "
-            f"{config.model_dir}, or set GROUNDING_DINO_MODEL to a hub id or a local model "
+            f"{model.name} weights are missing: no model at {path}. {DOWNLOAD_HINT} into "
+            f"{config.model_dir}, or set {model.variable} to a hub id or a local model "
             "directory."
         )
     problem = _check_manifest(path)
@@ -234,12 +274,31 @@ def resolve_grounding_dino(config: ServiceConfig) -> tuple[Path, str]:
         return path, OFFICIAL
     if not config.allow_unverified_weights:
         raise WeightsUnverifiedError(
-            f"The Grounding DINO weights at {path} are not verified as an official release "
+            f"The {model.name} weights at {path} are not verified as an official release "
             f"({problem}). Delete the directory and run `flask models download`, or set "
             "ALLOW_UNVERIFIED_WEIGHTS=1 (tests only)."
         )
-    log.warning("using UNVERIFIED Grounding DINO weights at %s (%s)", path, problem)
+    log.warning("using UNVERIFIED %s weights at %s (%s)", model.name, path, problem)
     return path, UNVERIFIED
+
+
+def resolve_grounding_dino(config: ServiceConfig) -> tuple[Path, str]:
+    """Find the Grounding DINO directory on disk (``config.grounding_dino_model``, env
+    ``GROUNDING_DINO_MODEL``): :func:`resolve_hub_model`, with its returns and errors."""
+    return resolve_hub_model(config, GROUNDING_DINO, config.grounding_dino_model)
+
+
+def resolve_omdet_turbo(config: ServiceConfig) -> tuple[Path, str]:
+    """Find the OmDet-Turbo directory on disk (``config.omdet_turbo_model``, env
+    ``OMDET_TURBO_MODEL``): :func:`resolve_hub_model`, with its returns and errors."""
+    return resolve_hub_model(config, OMDET_TURBO, config.omdet_turbo_model)
+
+
+def resolve_sam2_video(config: ServiceConfig) -> tuple[Path, str]:
+    """Find the video tracking model's directory on disk (``config.sam2_video_model``, env
+    ``SAM2_VIDEO_MODEL``, a ``Sam2VideoModel`` checkpoint): :func:`resolve_hub_model`, with its
+    returns and errors."""
+    return resolve_hub_model(config, SAM2_VIDEO, config.sam2_video_model)
 
 
 def _check_manifest(path: Path) -> str | None:
@@ -282,42 +341,29 @@ def _select_files(siblings: Iterable[Any]) -> list[Any]:
     return [s for s in files if not s.rfilename.lower().endswith((".md", ".png", ".jpg"))]
 
 
-def download_grounding_dino(model_dir: Path, model_id: str, *, progress: bool = True) -> Path:
-    """Download a Grounding DINO model from the Hugging Face hub and verify every file
-    (:func:`download_hub_model` into :func:`grounding_dino_dir`).
+def download_hub_model(
+    model_dir: Path, model_id: str, model: HubModel, *, progress: bool = True
+) -> Path:
+    """Download a model from the Hugging Face hub and verify every file.
+
+    Uses ``huggingface_hub.HfApi().model_info(files_metadata=True)`` for the file list and the
+    hub's checksums (LFS sha256 for large files, git blob id for small ones), then
+    ``huggingface_hub.snapshot_download`` pinned to that revision into a staging directory
+    (with its progress bars unless ``progress`` is False); each file is checked, then the
+    directory is moved to :func:`hub_model_dir` with a manifest
+    (``visionanything-manifest.json``) that marks it official.
 
     Returns:
         The model directory, loadable with ``from_pretrained(dir, local_files_only=True)``.
 
     Raises:
         ModelError: the hub is unreachable, the model id is unknown, or a checksum differs
-            (nothing is left in place in that case).
-    """
-    target = grounding_dino_dir(model_dir, model_id)
-    download_hub_model(target, model_id, progress=progress)
-    log.info("Grounding DINO %s verified and saved to %s", model_id, target)
-    return target
-
-
-def download_hub_model(target: Path, model_id: str, *, progress: bool = True) -> Path:
-    """Download a model from the Hugging Face hub into ``target`` and verify every file.
-
-    Uses ``huggingface_hub.HfApi().model_info(files_metadata=True)`` for the file list and the
-    hub's checksums (LFS sha256 for large files, git blob id for small ones), then
-    ``huggingface_hub.snapshot_download`` pinned to that revision into a staging directory
-    (with a tqdm progress bar per file unless ``progress`` is False); each file is checked,
-    then the directory is moved to ``target`` with a manifest
-    (``visionanything-manifest.json``) that marks it official.
-
-    Returns:
-        ``target``, loadable with ``from_pretrained(target, local_files_only=True)``.
-
-    Raises:
-        ModelError: the hub is unreachable, the model id is unknown, or a checksum differs
-            (nothing is left in place in that case).
+            (nothing is left in place in that case); the message names
+            `flask models download`.
     """
     import huggingface_hub
 
+    target = hub_model_dir(model_dir, model.subdir, model_id)
     staging = target.with_name(target.name + ".part")
     try:
         info = huggingface_hub.HfApi().model_info(model_id, files_metadata=True)
@@ -349,66 +395,26 @@ def download_hub_model(target: Path, model_id: str, *, progress: bool = True) ->
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    log.info("%s %s verified and saved to %s", model.name, model_id, target)
     return target
 
 
-# ---------------------------------------------------------------------------- SAM 2 video
+def download_grounding_dino(model_dir: Path, model_id: str, *, progress: bool = True) -> Path:
+    """Download a Grounding DINO model (e.g. "IDEA-Research/grounding-dino-tiny") into
+    :func:`grounding_dino_dir`: :func:`download_hub_model`, with its returns and errors."""
+    return download_hub_model(model_dir, model_id, GROUNDING_DINO, progress=progress)
 
 
-def sam2_video_dir(model_dir: Path, model_id: str) -> Path:
-    """Local directory of the video model: ``model_dir/sam2-video/<model_id, "/" -> "--">``."""
-    return Path(model_dir) / SAM2_VIDEO_SUBDIR / model_id.replace("/", "--")
-
-
-def resolve_sam2_video(config: ServiceConfig) -> tuple[Path, str]:
-    """Find the SAM 2 video model's directory on disk (never downloads).
-
-    ``config.sam2_video_model`` is a hub id (looked up under ``model_dir``, see
-    :func:`sam2_video_dir`) or a local directory; "official" as for
-    :func:`resolve_grounding_dino` (the download manifest, every file's checksum).
-
-    Returns:
-        (directory, "official" | "unverified").
-
-    Raises:
-        WeightsMissingError: no directory with a ``config.json`` (message names
-            `flask models download`, the path and ``SAM2_VIDEO_MODEL``).
-        WeightsUnverifiedError: not verifiable and ``allow_unverified_weights`` is False.
-    """
-    value = config.sam2_video_model
-    path = Path(value).expanduser() if _looks_like_path(value) else sam2_video_dir(
-        config.model_dir, value)  # fmt: skip
-    if not (path / "config.json").is_file():
-        raise WeightsMissingError(
-            f"The video tracking model's weights are missing: no model at {path}. "
-            f"{DOWNLOAD_HINT} into {config.model_dir}, or set SAM2_VIDEO_MODEL to a hub id "
-            "or a local model directory."
-        )
-    problem = _check_manifest(path)
-    if problem is None:
-        return path, OFFICIAL
-    if not config.allow_unverified_weights:
-        raise WeightsUnverifiedError(
-            f"The video tracking model's weights at {path} are not verified as an official "
-            f"release ({problem}). Delete the directory and run `flask models download`, or "
-            "set ALLOW_UNVERIFIED_WEIGHTS=1 (tests only)."
-        )
-    log.warning("using UNVERIFIED video tracking weights at %s (%s)", path, problem)
-    return path, UNVERIFIED
+def download_omdet_turbo(model_dir: Path, model_id: str, *, progress: bool = True) -> Path:
+    """Download an OmDet-Turbo model (e.g. "omlab/omdet-turbo-swin-tiny-hf") into
+    :func:`omdet_turbo_dir`: :func:`download_hub_model`, with its returns and errors."""
+    return download_hub_model(model_dir, model_id, OMDET_TURBO, progress=progress)
 
 
 def download_sam2_video(model_dir: Path, model_id: str, *, progress: bool = True) -> Path:
-    """Download the SAM 2 video model (``SAM2_VIDEO_MODEL``, by default
-    ``facebook/sam2.1-hiera-tiny``, ~160 MB) into :func:`sam2_video_dir`, every file verified
-    (:func:`download_hub_model`).
-
-    Raises:
-        ModelError: as :func:`download_hub_model`.
-    """
-    target = sam2_video_dir(model_dir, model_id)
-    download_hub_model(target, model_id, progress=progress)
-    log.info("SAM 2 video model %s verified and saved to %s", model_id, target)
-    return target
+    """Download the video tracking model (e.g. "facebook/sam2.1-hiera-tiny", ~160 MB) into
+    :func:`sam2_video_dir`: :func:`download_hub_model`, with its returns and errors."""
+    return download_hub_model(model_dir, model_id, SAM2_VIDEO, progress=progress)
 
 
 def _verify_download(

@@ -512,10 +512,14 @@ class MobileSamSegmenter:
         *,
         key: str | None = None,
         embedding: ImageEmbedding | None = None,
+        boxes: np.ndarray | None = None,
     ) -> list[SegmentedMask]:
         """Automatic mask generation: SAM's ``SamAutomaticMaskGenerator`` (single crop) over a
         coarse grid plus fine-grid points where it found nothing (:class:`EverythingSettings`),
-        scored at low resolution.
+        scored at low resolution. With ``boxes`` (a detector's), those are asked first as box
+        prompts, as MobileSAMv2's object-aware prompts (Zhang et al. 2023, arXiv:2312.09579)
+        replace the grid, and the coarse grid keeps only its points that no box's answer
+        covered; the fine rounds follow as without boxes.
 
         Each point is one prompt with three candidate masks (multimask output). Every
         filter of the generator runs on the decoder's 256x256 low-resolution logits, before any
@@ -530,6 +534,8 @@ class MobileSamSegmenter:
             image: RGB photo, W x H.
             key: embedding cache key.
             embedding: this photo's embedding from :meth:`embed` (skips the cache lookup).
+            boxes: (N, 4) float xyxy photo pixels, object boxes to ask first; None or empty:
+                the coarse grid.
 
         Returns:
             Masks at photo size, largest area first, at most ``max_masks``, none smaller than
@@ -542,9 +548,24 @@ class MobileSamSegmenter:
         low_h, low_w = -(-in_h * LOW_RES // ENCODER_SIZE), -(-in_w * LOW_RES // ENCODER_SIZE)
         scale = np.array([in_w, in_h], dtype=np.float32)
         points = _amg.build_point_grid(settings.points_per_side) * scale
+        prompt_boxes = np.zeros((0, 4), np.float32) if boxes is None else np.asarray(
+            boxes, dtype=np.float32).reshape(-1, 4) * np.tile(self._scale(embedding), 2)
         with torch.inference_mode():
-            logits, iou, boxes, explored, again = self._grid_masks(
-                embedding, points, (low_h, low_w))
+            if len(prompt_boxes):
+                logits, iou, boxes, explored, again = self._grid_masks(
+                    embedding, prompt_boxes, (low_h, low_w), box_prompts=True)
+                side = settings.points_per_side
+                points = self._uncovered_points(logits, explored, side, side * side,
+                                                (low_h, low_w)) * scale  # fmt: skip
+                more = self._grid_masks(embedding, points, (low_h, low_w))
+                logits, iou, boxes = (
+                    torch.cat(pair) for pair in zip((logits, iou, boxes), more[:3], strict=True)
+                )
+                explored = explored | more[3]
+                again = np.concatenate([again, more[4]])
+            else:
+                logits, iou, boxes, explored, again = self._grid_masks(
+                    embedding, points, (low_h, low_w))
             for side, most in settings.fill_rounds:
                 fill = self._uncovered_points(logits, explored, side, most, (low_h, low_w))
                 if not len(fill):
@@ -582,14 +603,17 @@ class MobileSamSegmenter:
         return results
 
     def _grid_masks(
-        self, embedding: ImageEmbedding, points: np.ndarray, low_size: tuple[int, int]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, embedding: ImageEmbedding, points: np.ndarray, low_size: tuple[int, int],
+        *, box_prompts: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
         """Candidate masks of single-point prompts, filtered as SamAutomaticMaskGenerator does
         (predicted IoU, stability score, plus the minimum area), all at low resolution.
 
         Args:
             embedding: the photo's embedding.
-            points: (N, 2) float32, (x, y) in encoder-input pixels.
+            points: (N, 2) float32, (x, y) in encoder-input pixels; with ``box_prompts``,
+                (N, 4) boxes xyxy in encoder-input pixels instead, one candidate each (a box
+                says which object: SAM's single-mask output).
             low_size: (h, w) of the photo's part of the 256x256 low-res grid.
 
         Returns:
@@ -611,10 +635,13 @@ class MobileSamSegmenter:
             batch = torch.as_tensor(
                 points[start : start + settings.points_per_batch], dtype=torch.float32
             ).to(self.device)
-            labels = torch.ones((len(batch), 1), dtype=torch.int, device=self.device)
-            low_res, iou = self._decode(
-                embedding, points=(batch[:, None, :], labels), multimask=True
-            )
+            if box_prompts:
+                low_res, iou = self._decode(embedding, boxes=batch)
+            else:
+                labels = torch.ones((len(batch), 1), dtype=torch.int, device=self.device)
+                low_res, iou = self._decode(
+                    embedding, points=(batch[:, None, :], labels), multimask=True
+                )
             best_iou, best = iou.max(dim=1)
             answered = low_res[torch.arange(len(best)), best, :low_h, :low_w]
             # A best answer just under the IoU threshold is an object asked about from an

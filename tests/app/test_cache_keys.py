@@ -125,7 +125,7 @@ def test_a_deleted_photos_cache_is_never_used_for_the_next_photo(app, make_clien
     fresh = InferenceService(service_config)  # a worker that never saw A's photo
     picture = stored_photo(app, b_photo)
     point = fresh.segment_point(picture, (320, 240))
-    words = fresh.analyze(picture, "grounded", ["bear", "dog"])
+    words = fresh.analyze(picture, "grounded", ["bear", "dog"], new_words=True)
     # Same code path on the same pixels as the fresh service: equal by construction.
     assert objects_of(job_result(app, b_tap)) == objects_of(
         {"objects": [o.to_json() for o in point.objects]})

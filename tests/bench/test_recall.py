@@ -53,3 +53,41 @@ def test_ours_finds_what_the_reference_finds_with_a_tenth_of_the_prompts(results
 def test_the_report_prints_both_rows(results):
     text = recall.report(results)
     assert "ours" in text and "reference" in text and "ours / reference" in text
+
+
+def test_the_stand_in_detector_misses_small_objects_more_and_is_seeded():
+    scenes = [recall.make_scene(seed) for seed in range(3)]
+    detector = recall.StandInDetector("test", recall_large=0.9, recall_small=0.5, jitter=0.0,
+                                      false_positives=0.0)  # fmt: skip
+    found = {True: [0, 0], False: [0, 0]}  # large?: [found, total]
+    for seed, scene in enumerate(scenes):
+        boxes = recall.detector_boxes(scene, detector, seed)
+        assert np.array_equal(boxes, recall.detector_boxes(scene, detector, seed))
+        responder = recall.Responder(scene)
+        exact = {tuple(b) for b in responder.boxes.astype(np.float32).tolist()}
+        got = {tuple(b) for b in boxes.tolist()}
+        for box, area in zip(responder.boxes.astype(np.float32).tolist(), scene.areas(),
+                             strict=True):  # fmt: skip
+            found[bool(area >= 0.01)][0] += tuple(box) in got
+            found[bool(area >= 0.01)][1] += 1
+        assert got <= exact  # without jitter and false positives: true boxes only
+    assert found[True][0] / found[True][1] > found[False][0] / found[False][1]
+
+
+@pytest.fixture(scope="module")
+def with_boxes():
+    return recall.compare_boxes(range(3))
+
+
+def test_detector_boxes_first_keep_the_recall_with_fewer_prompts(with_boxes):
+    """MobileSAMv2-style object-aware prompts: with a detector's boxes asked first, the coarse
+    grid goes only where no box answered; even a poor detector's boxes lose no object."""
+    plain = with_boxes["ours"]
+    for name in ("ours + good boxes", "ours + poor boxes"):
+        boxed = with_boxes[name]
+        assert boxed.recall[0.01] >= plain.recall[0.01] - 1e-9, name
+        assert boxed.recall[0.0025] >= plain.recall[0.0025] - 0.01, name
+        assert boxed.prompts < plain.prompts, name
+    assert with_boxes["ours + good boxes"].prompts <= 0.8 * plain.prompts
+    text = recall.report(with_boxes)
+    assert "ours + good boxes" in text and "reference" not in text

@@ -11,7 +11,9 @@ from tests.models.conftest import open_photo
 
 KEYS = {
     "grounded_s", "everything_s", "reprompt_s", "encoder_s", "detector_s", "peak_rss_mb",
-    "everything_reference_s", "grounded_reference_s", "weights",
+    "everything_reference_s", "grounded_reference_s", "weights", "omdet_vocabulary_s",
+    "omdet_words_s", "reprompt_words_s", "reprompt_words_per_word_s", "reprompt_words_gd_s",
+    "everything_64_prompts_s",
 }  # fmt: skip
 
 
@@ -27,9 +29,12 @@ def test_bench_prints_a_table_and_a_json_line(service, tmp_path, capsys):
     assert KEYS <= set(values) and values["weights"] == "random"
     assert values["grounded_s"] > 0 and values["reprompt_s"] > 0 and values["peak_rss_mb"] > 0
     assert values["everything_reference_s"] > 0  # the reference ran on the same weights
+    assert values["omdet_vocabulary_s"] > 0 and values["omdet_words_s"] > 0  # their rows
+    assert any("OmDet-Turbo, whole vocabulary, one pass" in line for line in lines)
     assert any("recall" in line for line in lines), "the recall check says what it found"
     assert any(line.startswith("everything mode recall on the synthetic oracle") for line in lines)
     assert 0 < values["recall"]["ours_100bp"] <= 1 and values["recall"]["reference_prompts"] > 0
+    assert values["recall"]["good_boxes_prompts"] > 0  # with a stand-in detector's boxes
     assert any(line.startswith("weights: random") for line in lines)
 
 

@@ -61,6 +61,7 @@ def test_worker_fetches_weights_at_boot_and_starts_even_if_that_fails(app, monke
 
     monkeypatch.setattr(weights, "download_mobile_sam", offline)
     monkeypatch.setattr(weights, "download_grounding_dino", offline)
+    monkeypatch.setattr(weights, "download_omdet_turbo", offline)
     monkeypatch.setattr(worker, "run_worker_process", lambda app, **kw: started.append(kw) or 0)
     with caplog.at_level(logging.ERROR), app.app_context():  # as the flask command does
         result = app.test_cli_runner().invoke(args=["worker", "--fetch-weights"])

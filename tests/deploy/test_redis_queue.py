@@ -205,7 +205,7 @@ def test_two_workers_never_answer_a_new_photo_from_a_deleted_ones_cache(
     assert objects_of(job_result(app, b_tap)) == objects_of(
         {"objects": [o.to_json() for o in fresh.segment_point(picture, (320, 240)).objects]})
     assert objects_of(job_result(app, b_words)) == objects_of(
-        fresh.analyze(picture, "grounded", ["bear", "dog"]).to_json())
+        fresh.analyze(picture, "grounded", ["bear", "dog"], new_words=True).to_json())
 
 
 def test_the_rq_job_functions_dotted_name_resolves_to_the_worker():

@@ -81,7 +81,7 @@ def test_analyze_real_photo_fits_the_photo(service, name, mode, prompt):
     assert result.timings["total"] > 0
     if mode == "everything":
         assert result.prompt is None
-        assert result.weights == {"mobile_sam": "unverified", "grounding_dino": "unverified"}
+        assert result.weights == ALL_UNVERIFIED
         for obj in result.objects:  # a vocabulary word said with confidence, or "something?"
             assert obj.label in VOCABULARY if obj.named else obj.label == UNSURE_LABEL
         areas = [o.area for o in result.objects]
@@ -89,7 +89,7 @@ def test_analyze_real_photo_fits_the_photo(service, name, mode, prompt):
         assert result.objects, "with quality filters off, random weights still give masks"
     else:
         assert result.prompt == prompt_text(parse_prompt(prompt))  # as the library stores it
-        assert result.weights == {"mobile_sam": "unverified", "grounding_dino": "unverified"}
+        assert result.weights == ALL_UNVERIFIED
         phrases = [p.strip() for p in prompt.replace(".", ",").split(",")]
         assert {o.label for o in result.objects} <= set(phrases)
         assert all(o.named for o in result.objects)
@@ -191,6 +191,10 @@ def test_box_and_point_prompts_give_photo_size_masks(service):
         service.segmenter.segment_points(image, np.zeros((2, 2)), np.array([1]))
 
 
+ALL_UNVERIFIED = {"mobile_sam": "unverified", "grounding_dino": "unverified",
+                  "omdet_turbo": "unverified"}
+
+
 def test_load_refuses_random_weights_unless_allowed(service_config):
     strict = InferenceService(replace(service_config, allow_unverified_weights=False))
     with pytest.raises(WeightsUnverifiedError, match="MobileSAM"):
@@ -198,6 +202,14 @@ def test_load_refuses_random_weights_unless_allowed(service_config):
     with pytest.raises(WeightsUnverifiedError):
         strict.analyze(Image.new("RGB", (64, 48)), "everything")
     assert strict.segmenter is None
+
+
+def test_unverified_omdet_turbo_weights_are_never_served_unless_allowed(service_config, caplog):
+    strict = InferenceService(replace(service_config, allow_unverified_weights=False))
+    with caplog.at_level("WARNING"):
+        assert strict._namer() is None  # neither detector's random weights are used
+    assert strict.omdet is None and "omdet_turbo" not in strict.weights
+    assert "not verified" in caplog.text and "ALLOW_UNVERIFIED_WEIGHTS=1" in caplog.text
 
 
 def test_missing_weights_are_reported_at_analysis(service_config, tmp_path):
@@ -213,11 +225,12 @@ def test_missing_weights_are_reported_at_analysis(service_config, tmp_path):
 def test_service_loads_nothing_until_asked(service_config):
     fresh = InferenceService(service_config)
     assert fresh.segmenter is None and fresh.detector is None and fresh.weights == {}
-    fresh.load(("everything",))
-    assert fresh.segmenter is not None and fresh.detector is None
-    segmenter = fresh.segmenter
+    fresh.load(("everything",))  # MobileSAM, and OmDet-Turbo for the names
+    assert fresh.segmenter is not None and fresh.omdet is not None and fresh.detector is None
+    segmenter, omdet = fresh.segmenter, fresh.omdet
     fresh.load()
-    assert fresh.segmenter is segmenter and fresh.detector is not None  # idempotent
+    assert fresh.segmenter is segmenter and fresh.omdet is omdet  # idempotent
+    assert fresh.detector is not None
 
 
 def test_corrupt_mobile_sam_checkpoint_is_a_model_error(tmp_path):

@@ -186,7 +186,17 @@ def test_point_job_completes_with_a_cutout_of_the_object(service):
 def test_words_job_is_a_grounded_analysis_with_an_overlay_jpeg(service):
     photo = open_photo("bears.jpg").convert("RGB")
     source = FakeSource([reprompt(photo, "words", {}, phrases=["teddy bear", "bear"])])
-    assert process_one(source, service) is True and source.failed == {}
+    runs = {"omdet": 0, "grounding_dino": 0}
+    hooks = [service.omdet.model.decoder.register_forward_hook(
+                 lambda *a: runs.__setitem__("omdet", runs["omdet"] + 1)),
+             service.detector.model.register_forward_hook(
+                 lambda *a: runs.__setitem__("grounding_dino", runs["grounding_dino"] + 1))]
+    try:
+        assert process_one(source, service) is True and source.failed == {}
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert runs == {"omdet": 1, "grounding_dino": 0}, "new words are OmDet-Turbo's"
     result, picture = source.completed["re-1"]
     assert result.mode == "grounded" and result.prompt == "teddy bear, bear"
     assert picture.startswith(b"\xff\xd8\xff")

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import torch
 
-from models.patches import apply_to_grounding_dino, apply_to_mobile_sam, deformable, fusion, strips
+from models.patches import (
+    anchors,
+    apply_to_grounding_dino,
+    apply_to_mobile_sam,
+    apply_to_omdet_turbo,
+    deformable,
+    fusion,
+    strips,
+)
 
 
 def _patched(model: torch.nn.Module, class_name: str, forward) -> list[bool]:
@@ -41,6 +49,22 @@ def test_wrapping_a_model_changes_nothing(grounding_dino_dir):
     counts = apply_to_grounding_dino(model)
     layers = model.config.encoder_layers
     assert counts == {"deformable": layers + model.config.decoder_layers, "fusion": layers}
+
+
+def test_omdet_turbo_loader_applies_the_gather_to_its_decoder(omdet_turbo_dir):
+    from transformers import OmDetTurboForObjectDetection
+
+    from models.detect.omdet import OmDetTurboDetector
+
+    detector = OmDetTurboDetector.from_pretrained(omdet_turbo_dir, precision="float32")
+    layers = detector.model.config.decoder_num_layers
+    name = "MultiScaleDeformableAttention"
+    assert _patched(detector.model, name, deformable.gathered_forward) == [True] * layers
+    plain = OmDetTurboForObjectDetection.from_pretrained(str(omdet_turbo_dir),
+                                                         local_files_only=True)  # fmt: skip
+    assert _patched(plain, name, deformable.gathered_forward) == [False] * layers
+    assert apply_to_omdet_turbo(plain) == {"deformable": layers, "anchors": 1}
+    assert detector.model.decoder.generate_anchors.__func__ is anchors.float32_anchors
 
 
 def test_mobile_sam_loader_applies_the_strips(mobile_sam_checkpoint):

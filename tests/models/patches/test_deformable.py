@@ -93,3 +93,22 @@ def test_grounding_dino_gives_the_same_boxes_with_the_gather(grounding_dino_dir)
     ours = GroundingDinoDetector.from_pretrained(grounding_dino_dir, precision="float32")
     theirs = GroundingDinoDetector.from_pretrained(grounding_dino_dir, precision="float32")
     assert_same_boxes_as_transformers(ours, theirs, "MultiScaleDeformableAttention")
+
+
+def test_omdet_turbo_gives_the_same_boxes_with_the_gather(omdet_turbo_dir):
+    """OmDet-Turbo's decoder samples with the same module: a float32 pass on a real photo
+    gives the same boxes and scores with transformers' sampling and with ours."""
+    from models.detect.omdet import OmDetTurboDetector
+    from tests.models.conftest import open_photo
+
+    ours = OmDetTurboDetector.from_pretrained(omdet_turbo_dir, precision="float32")
+    theirs = OmDetTurboDetector.from_pretrained(omdet_turbo_dir, precision="float32")
+    for module in theirs.model.modules():
+        if type(module).__name__ == "MultiScaleDeformableAttention":
+            module.forward = original_forward(module)
+    photo = open_photo("dog.jpg").convert("RGB")
+    features = ours._features(photo, None)
+    boxes, scores = ours._decode(features, ["cat", "ball"])
+    ref_boxes, ref_scores = theirs._decode(features, ["cat", "ball"])
+    torch.testing.assert_close(boxes, ref_boxes, rtol=0, atol=1e-4)
+    torch.testing.assert_close(scores, ref_scores, rtol=0, atol=1e-4)

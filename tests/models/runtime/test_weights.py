@@ -281,6 +281,70 @@ def test_hub_offline_is_a_clear_model_error(tmp_path, monkeypatch):
     )
 
 
+def test_missing_omdet_turbo_names_the_command_path_and_variable(tmp_path):
+    with pytest.raises(WeightsMissingError) as info:
+        weights.resolve_omdet_turbo(ServiceConfig(model_dir=tmp_path))
+    message = str(info.value)
+    expected = tmp_path / "omdet-turbo" / "omlab--omdet-turbo-swin-tiny-hf"
+    assert "OmDet-Turbo weights are missing" in message
+    assert "flask models download" in message
+    assert str(expected) in message
+    assert "OMDET_TURBO_MODEL" in message
+
+
+def test_omdet_turbo_directory_without_manifest_is_refused_unless_allowed(omdet_turbo_dir,
+                                                                          tmp_path):
+    config = ServiceConfig(model_dir=tmp_path, omdet_turbo_model=str(omdet_turbo_dir))
+    with pytest.raises(WeightsUnverifiedError, match="OmDet-Turbo weights .* not verified"):
+        weights.resolve_omdet_turbo(config)
+    allowed = replace(config, allow_unverified_weights=True)
+    assert weights.resolve_omdet_turbo(allowed) == (omdet_turbo_dir, "unverified")
+
+
+def test_omdet_turbo_download_is_verified_and_marked_official(tmp_path, monkeypatch):
+    files = {**HUB_FILES, "config.json": json.dumps({"model_type": "omdet-turbo"}).encode(),
+             "tokenizer.json": b'{"model": "bpe"}'}  # fmt: skip
+    hub = FakeHub(files)
+    hub.install(monkeypatch)
+    model_id = "omlab/omdet-turbo-swin-tiny-hf"
+    path = weights.download_omdet_turbo(tmp_path, model_id, progress=False)
+    assert path == tmp_path / "omdet-turbo" / "omlab--omdet-turbo-swin-tiny-hf"
+    assert hub.downloads == [
+        (model_id, "c0ffee" * 6 + "abcd", ["config.json", "model.safetensors", "tokenizer.json"])
+    ]
+    manifest = json.loads((path / weights.MANIFEST_NAME).read_text())
+    assert manifest["model_id"] == model_id
+    sha = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    assert manifest["files"]["model.safetensors"]["sha256"] == sha
+    assert manifest["files"]["tokenizer.json"]["blob_id"] == blob_id(files["tokenizer.json"])
+    config = ServiceConfig(model_dir=tmp_path)
+    assert weights.resolve_omdet_turbo(config) == (path, "official")
+    (path / "tokenizer.json").write_bytes(b"another tokenizer")  # small files are checked too
+    with pytest.raises(WeightsUnverifiedError, match="tokenizer.json"):
+        weights.resolve_omdet_turbo(config)
+
+
+def test_omdet_turbo_download_with_a_bad_checksum_leaves_nothing(tmp_path, monkeypatch):
+    FakeHub(HUB_FILES, corrupt="model.safetensors").install(monkeypatch)
+    with pytest.raises(ModelError, match="failed verification"):
+        weights.download_omdet_turbo(tmp_path, "omlab/omdet-turbo-swin-tiny-hf", progress=False)
+    assert list((tmp_path / "omdet-turbo").iterdir()) == []
+    with pytest.raises(WeightsMissingError):
+        weights.resolve_omdet_turbo(ServiceConfig(model_dir=tmp_path))
+
+
+def test_omdet_turbo_offline_is_a_clear_model_error(tmp_path, monkeypatch):
+    class OfflineApi:
+        def model_info(self, repo_id, **kwargs):
+            raise OSError("Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", OfflineApi)
+    with pytest.raises(ModelError) as info:
+        weights.download_omdet_turbo(tmp_path, "omlab/omdet-turbo-swin-tiny-hf")
+    message = str(info.value)
+    assert "omlab/omdet-turbo-swin-tiny-hf" in message and "flask models download" in message
+
+
 # ----------------------------------------------------------------------------- config
 
 
@@ -290,6 +354,7 @@ def test_config_from_env(tmp_path):
             "MODEL_DIR": str(tmp_path / "m"),
             "MOBILE_SAM_CHECKPOINT": str(tmp_path / "sam.pt"),
             "GROUNDING_DINO_MODEL": "IDEA-Research/grounding-dino-base",
+            "OMDET_TURBO_MODEL": "/models/omdet",
             "ALLOW_UNVERIFIED_WEIGHTS": "1",
             "MODEL_NUM_THREADS": "2",
         }
@@ -297,6 +362,7 @@ def test_config_from_env(tmp_path):
     assert config.model_dir == tmp_path / "m"
     assert config.mobile_sam_checkpoint == tmp_path / "sam.pt"
     assert config.grounding_dino_model == "IDEA-Research/grounding-dino-base"
+    assert config.omdet_turbo_model == "/models/omdet"
     assert config.allow_unverified_weights is True and config.num_threads == 2
 
 
@@ -305,5 +371,6 @@ def test_config_defaults_follow_xdg_and_refuse_unverified(tmp_path):
     assert config.model_dir == tmp_path / "visionanything" / "models"
     assert config.mobile_sam_checkpoint is None
     assert config.grounding_dino_model == "IDEA-Research/grounding-dino-tiny"
+    assert config.omdet_turbo_model == "omlab/omdet-turbo-swin-tiny-hf"
     assert config.allow_unverified_weights is False and config.device == "cpu"
     assert not config.model_dir.exists()  # nothing is created when reading the config

@@ -57,6 +57,44 @@ def test_fill_points_go_only_where_no_mask_was_found_nor_asked(service):
     assert len(rest) and (rest[:, 0] > 0.5).all() and (rest[:, 1] > 0.5).all()
 
 
+def test_everything_asks_the_boxes_first_then_the_grid_where_they_found_nothing(service,
+                                                                                monkeypatch):
+    """With a detector's boxes, the boxes are the first prompts (one candidate each) and the
+    coarse grid keeps only its points outside their answers."""
+    segmenter = service.segmenter
+    photo = open_photo("dog.jpg").convert("RGB").resize((512, 341))
+    embedding = segmenter.embed(photo)
+    decode, rounds = segmenter._decode, []
+
+    def answer_left_part(embedding, *, points=None, boxes=None, multimask=False):
+        low_res, iou = decode(embedding, points=points, boxes=boxes, multimask=multimask)
+        if boxes is not None:  # each box answers "the left 40% of the photo", surely
+            assert low_res.shape[1] == 1, "one candidate per box"
+            low_res = torch.full_like(low_res, -10.0)
+            low_res[:, :, :, :110] = 10.0
+            iou = torch.full_like(iou, 0.99)
+        return low_res, iou
+
+    grid_masks = segmenter._grid_masks
+
+    def count_rounds(embedding, points, low_size, *, box_prompts=False):
+        rounds.append(("boxes" if box_prompts else "points", len(points)))
+        return grid_masks(embedding, points, low_size, box_prompts=box_prompts)
+
+    monkeypatch.setattr(segmenter, "_decode", answer_left_part)
+    monkeypatch.setattr(segmenter, "_grid_masks", count_rounds)
+    boxes = np.array([[0.0, 0.0, 80.0, 341.0], [10.0, 20.0, 70.0, 300.0]], dtype=np.float32)
+    masks = segmenter.everything(photo, embedding=embedding, boxes=boxes)
+    side = segmenter.everything_settings.points_per_side
+    assert rounds[0] == ("boxes", 2), "the boxes come first"
+    assert rounds[1][0] == "points" and 0 < rounds[1][1] < side * side, (
+        "the coarse grid's points inside the boxes' answer are not asked")
+    assert any(m.box[0] == 0 for m in masks)  # the boxes' mask is kept
+    rounds.clear()
+    segmenter.everything(photo, embedding=embedding)
+    assert rounds[0] == ("points", side * side), "without boxes: the whole coarse grid"
+
+
 def test_stability_is_scored_at_work_resolution():
     """On the 256-px grid a boundary pixel within the +-1 offset counts as a whole low-res
     pixel; SAM scores masks upsampled to the image, where the same logits score higher."""
