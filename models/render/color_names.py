@@ -9,9 +9,9 @@ How a mask's pixels become a word:
    white-patch's p = infinity): the illuminant is estimated from the photo and each channel
    scaled to neutralise it. The gains are clipped to [0.75, 1.33] so that a photo mostly of one
    colour (a lawn) is not pushed towards grey.
-2. The object's pixels (at most ``MAX_PIXELS``, a regular subsample) in CIELAB (sRGB, D65;
-   the formulas of IEC 61966-2-1 and CIE 15), where distances follow perceived differences
-   far better than in RGB.
+2. The object's pixels (at most ``MAX_PIXELS``, a regular subsample of its rows and
+   columns) in CIELAB (sRGB, D65; the formulas of IEC 61966-2-1 and CIE 15), where
+   distances follow perceived differences far better than in RGB.
 3. Shadows and highlights: the darkest ``SHADOW_SHARE`` and brightest ``HIGHLIGHT_SHARE`` of
    the pixels by lightness are left out, so a shaded side does not turn a red ball brown and
    a reflection does not make it white.
@@ -37,7 +37,10 @@ from models.segment.mask import Mask
 
 TERMS = ("black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple", "pink",
          "brown")
-MAX_PIXELS = 20_000
+#: Pixels looked at per object. The winning term's share from a sample of 5,000 has a
+#: binomial standard error of at most 0.5 / sqrt(5000) = 0.7 percentage points, small beside
+#: the ``MIN_SHARE`` it is compared with; each object then costs ~5 ms here (2-core EPYC).
+MAX_PIXELS = 5_000
 SHADOW_SHARE, HIGHLIGHT_SHARE = 0.2, 0.03
 ACHROMATIC_CHROMA = 12.0
 MIN_SHARE = 0.4
@@ -162,7 +165,12 @@ def main_color(photo: np.ndarray, mask: Mask, gains: np.ndarray | None = None
     slices = mask.slices
     if slices is None:  # an empty mask
         return None
-    pixels = photo[slices][mask.crop]
+    # A regular 2-D sample first (every stride-th row and column, leaving at least
+    # MAX_PIXELS of the object's pixels), so a 12-megapixel object's pixels are never all
+    # gathered; then every step-th of those.
+    stride = max(1, int(np.sqrt(mask.area / MAX_PIXELS)))
+    rows, cols = slices
+    pixels = photo[rows, cols][::stride, ::stride][mask.crop_every(stride)]
     if len(pixels) < 20:
         return None
     step = max(1, len(pixels) // MAX_PIXELS)
