@@ -273,23 +273,8 @@ class GroundingDinoDetector:
         keep = scores > self.box_threshold
         if not bool(keep.any()):
             return []
-        height, width = photo_size
-        xyxy = box_convert(boxes[keep], "cxcywh", "xyxy")
-        xyxy = xyxy * torch.tensor([width, height, width, height], dtype=torch.float32)
-        xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, width)
-        xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, height)
-        scores, labels = scores[keep], labels[keep]
-        valid = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        xyxy, scores, labels = xyxy[valid], scores[valid], labels[valid]
-        order = batched_nms(xyxy, scores, labels, self.nms_iou)[:limit]
-        return [
-            Detection(
-                label=phrases[int(labels[i])],
-                score=float(scores[i]),
-                box=tuple(float(v) for v in xyxy[i].tolist()),  # type: ignore[arg-type]
-            )
-            for i in order
-        ]
+        return detections_from(boxes[keep], scores[keep], labels[keep], phrases, photo_size,
+                               self.nms_iou, limit)  # fmt: skip
 
     def detect(
         self, image: Image.Image, phrases: list[str], *, key: str | None = None
@@ -375,6 +360,48 @@ class GroundingDinoDetector:
         for cached in list(self._backbone_cache.entries):
             if cached.startswith(f"{key}@"):
                 self._backbone_cache.forget(cached)
+
+
+def detections_from(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    names: Sequence[str],
+    photo_size: tuple[int, int],
+    nms_iou: float,
+    limit: int,
+) -> list[Detection]:
+    """Detections of a DETR-style detector's kept queries, in photo pixels.
+
+    Args:
+        boxes: (K, 4) float32 normalised (0-1) cxcywh boxes.
+        scores: (K,) float32 scores, 0-1.
+        labels: (K,) int64 indices into ``names``.
+        names: the label of each index.
+        photo_size: (height, width) of the photo, pixels.
+        nms_iou: IoU above which NMS drops the lower-scored of two boxes of the same label.
+        limit: at most this many detections.
+
+    Returns:
+        Boxes scaled to xyxy pixels and clipped to the photo, empty ones dropped, NMS per label
+        (torchvision's ``batched_nms``), highest score first.
+    """
+    height, width = photo_size
+    xyxy = box_convert(boxes, "cxcywh", "xyxy")
+    xyxy = xyxy * torch.tensor([width, height, width, height], dtype=torch.float32)
+    xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, width)
+    xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, height)
+    valid = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    xyxy, scores, labels = xyxy[valid], scores[valid], labels[valid]
+    order = batched_nms(xyxy, scores, labels, nms_iou)[:limit]
+    return [
+        Detection(
+            label=names[int(labels[i])],
+            score=float(scores[i]),
+            box=tuple(float(v) for v in xyxy[i].tolist()),  # type: ignore[arg-type]
+        )
+        for i in order
+    ]
 
 
 def phrase_scores(probs: torch.Tensor, owner: np.ndarray, count: int) -> torch.Tensor:

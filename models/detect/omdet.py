@@ -31,12 +31,12 @@ from typing import Any
 
 import torch
 from PIL import Image
-from torchvision.ops import batched_nms, box_convert
 
 from models.detect.detector import (
     MAX_DETECTIONS,
     MAX_VOCABULARY_DETECTIONS,
     Detection,
+    detections_from,
     quiet_loading,
 )
 from models.errors import BadPromptError, ModelError
@@ -243,23 +243,8 @@ class OmDetTurboDetector:
         if not bool(keep.any()):
             return []
         flat, order = flat[keep], order[keep]
-        labels = order % count
-        height, width = photo_size
-        xyxy = box_convert(boxes[order // count], "cxcywh", "xyxy")
-        xyxy = xyxy * torch.tensor([width, height, width, height], dtype=torch.float32)
-        xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, width)
-        xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, height)
-        valid = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-        xyxy, flat, labels = xyxy[valid], flat[valid], labels[valid]
-        kept = batched_nms(xyxy, flat, labels, self.nms_iou)[:limit]
-        return [
-            Detection(
-                label=words[int(labels[i])],
-                score=float(flat[i]),
-                box=tuple(float(v) for v in xyxy[i].tolist()),  # type: ignore[arg-type]
-            )
-            for i in kept
-        ]
+        return detections_from(boxes[order // count], flat, order % count, words, photo_size,
+                               self.nms_iou, limit)  # fmt: skip
 
     # ------------------------------------------------------------------ public
 
