@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from flask import abort, current_app
 from flask_login import current_user
@@ -64,6 +66,34 @@ def pending_jobs(user: User, *, reprompts: bool = False) -> int:
     return db.session.scalar(query) or 0
 
 
+def save_with_files(row: Photo, job: Job, put_files: Callable[[Any, str], None]) -> None:
+    """Commit a new photo or video ``row`` and its ``job`` together with its files, all or
+    nothing.
+
+    Args:
+        row: a new, unsaved :class:`Photo` (its id, and so its storage prefix, comes from the
+            database's flush).
+        job: its first job, unsaved.
+        put_files: called as ``put_files(store, prefix)`` (``app.storage.storage()`` and
+            ``row.storage_prefix``) to write the row's files.
+
+    Raises:
+        Whatever fails (``app.storage.StorageError``, a database error), after the rows are
+        rolled back and every file written under the prefix is deleted.
+    """
+    db.session.add(row)
+    try:
+        db.session.flush()
+        put_files(storage(), row.storage_prefix)
+        db.session.add(job)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        if row.id is not None:
+            storage().delete_prefix(row.storage_prefix)
+        raise
+
+
 def submit_photo(user: User, data: bytes, mode: str, prompt: str | None) -> tuple[Photo, Job]:
     """Store an upload and queue its analysis; nothing is half-written if any step fails.
 
@@ -91,20 +121,13 @@ def submit_photo(user: User, data: bytes, mode: str, prompt: str | None) -> tupl
     normalised = normalise_upload(data, max_side=current_app.config["MAX_STORED_SIDE"])
     width, height = normalised.size
     photo = Photo(user_id=user.id, width=width, height=height, mode=mode, prompt=prompt)
-    db.session.add(photo)
-    try:
-        db.session.flush()
-        store = storage()
-        store.put(photo.storage_prefix + ORIGINAL, normalised.jpeg)
-        store.put(photo.storage_prefix + THUMB, normalised.thumb_jpeg)
-        job = Job(photo=photo)
-        db.session.add(job)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        if photo.id is not None:
-            storage().delete_prefix(photo.storage_prefix)
-        raise
+
+    def put_files(store: Any, prefix: str) -> None:
+        store.put(prefix + ORIGINAL, normalised.jpeg)
+        store.put(prefix + THUMB, normalised.thumb_jpeg)
+
+    job = Job(photo=photo)
+    save_with_files(photo, job, put_files)
     current_app.extensions["job_queue"].enqueue(job.id)
     log.info("queued job %s for photo %s (%s)", job.id, photo.id, mode)
     return photo, job

@@ -28,8 +28,7 @@ from app.db import Job, Photo, User
 from app.extensions import db
 from app.files import POSTER, THUMB, clip_name
 from app.imaging import THUMB_SIDE
-from app.photos.service import TooManyPendingJobs, pending_jobs
-from app.storage import storage
+from app.photos.service import TooManyPendingJobs, pending_jobs, save_with_files
 from models.prompts import parse_prompt, prompt_text
 
 log = logging.getLogger(__name__)
@@ -252,21 +251,14 @@ def submit_video(user: User, upload: FileStorage, prompt: VideoPrompt) -> tuple[
         video = Photo(user_id=user.id, kind="video", width=info.width, height=info.height,
                       mode=prompt.mode, prompt=prompt.prompt, duration_s=info.duration_s,
                       fps=info.fps, frame_count=info.frame_count, codec=info.codec[:16])
-        db.session.add(video)
-        try:
-            db.session.flush()
-            store = storage()
-            store.put_file(video.storage_prefix + clip_name(clean.path.suffix), clean.path)
-            store.put(video.storage_prefix + POSTER, poster)
-            store.put(video.storage_prefix + THUMB, thumbnail_jpeg(poster))
-            job = Job(photo=video, kind="video", params=json.dumps(params))
-            db.session.add(job)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            if video.id is not None:
-                storage().delete_prefix(video.storage_prefix)
-            raise
+
+        def put_files(store: Any, prefix: str) -> None:
+            store.put_file(prefix + clip_name(clean.path.suffix), clean.path)
+            store.put(prefix + POSTER, poster)
+            store.put(prefix + THUMB, thumbnail_jpeg(poster))
+
+        job = Job(photo=video, kind="video", params=json.dumps(params))
+        save_with_files(video, job, put_files)
     current_app.extensions["job_queue"].enqueue(job.id)
     log.info("queued video job %s for video %s (%s, %d frames, %.1f s)", job.id, video.id,
              prompt.mode, info.frame_count, info.duration_s)

@@ -104,3 +104,40 @@ def test_too_large_form_upload_gets_a_friendly_page(app, client, auth):
     assert response.status_code == 413
     assert "This file is too large: a photo can be at most" in response.get_data(as_text=True)
     assert client.get("/api/v1/photos").get_json() == {"photos": []}
+
+
+@pytest.mark.parametrize("kind", ["photo", "video"])
+def test_an_upload_whose_files_cannot_all_be_stored_leaves_no_row_and_no_file(
+        app, client, auth, monkeypatch, tmp_path, kind):
+    """The first file is written, the second fails (a full disk): 503, and neither the row,
+    its job nor the written file is left behind."""
+    from app.db import Job, Photo
+    from app.extensions import db
+    from app.storage import StorageError
+    from tests.videos import make_clip, upload_video
+
+    auth.register()
+    store = app.extensions["photo_storage"]
+    real_put = store.put
+    written = []
+
+    def fill_up(key: str, data: bytes) -> None:
+        if written:
+            raise StorageError(f"could not store {key}: No space left on device")
+        written.append(key)
+        real_put(key, data)
+
+    monkeypatch.setattr(store, "put", fill_up)
+    if kind == "photo":
+        response = api_upload(client, auth, photo_bytes())
+    else:
+        clip = make_clip(tmp_path / "clip.mp4", size=(160, 120))
+        response = upload_video(client, auth, clip.read_bytes(), mode="point",
+                                points="[[0, 80, 60]]")
+    assert response.status_code == 503
+    assert f"could not save your {kind}" in response.get_json()["error"]
+    assert written, "the first file was written before the failure"
+    with app.app_context():
+        assert db.session.query(Photo).count() == 0 and db.session.query(Job).count() == 0
+    root = store.local_path("")
+    assert not [p for p in root.rglob("*") if p.is_file()]
