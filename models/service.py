@@ -643,10 +643,10 @@ def name_colors(photo: Image.Image, objects: Sequence[ObjectResult],
     if not objects:
         return
     start = time.perf_counter()
-    pixels = np.asarray(photo)
-    gains = white_balance_gains(pixels)
+    photo = photo if photo.mode == "RGB" else photo.convert("RGB")
+    gains = white_balance_gains(photo)
     for obj in objects:
-        found = main_color(pixels, obj.mask, gains)
+        found = main_color(photo, obj.mask, gains)
         obj.color_name = found.term if found else None
     if timings is not None:
         timings["colors"] = time.perf_counter() - start

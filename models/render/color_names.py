@@ -9,9 +9,10 @@ How a mask's pixels become a word:
    white-patch's p = infinity): the illuminant is estimated from the photo and each channel
    scaled to neutralise it. The gains are clipped to [0.75, 1.33] so that a photo mostly of one
    colour (a lawn) is not pushed towards grey.
-2. The object's pixels (at most ``MAX_PIXELS``, a regular subsample of its rows and
-   columns) in CIELAB (sRGB, D65; the formulas of IEC 61966-2-1 and CIE 15), where
-   distances follow perceived differences far better than in RGB.
+2. The object's pixels (at most ``MAX_PIXELS``, a regular subsample of its box's rows and
+   columns, read through Pillow without copying the photo) in CIELAB (sRGB, D65; the
+   formulas of IEC 61966-2-1 and CIE 15), where distances follow perceived differences far
+   better than in RGB.
 3. Shadows and highlights: the darkest ``SHADOW_SHARE`` and brightest ``HIGHLIGHT_SHARE`` of
    the pixels by lightness are left out, so a shaded side does not turn a red ball brown and
    a reflection does not make it white.
@@ -32,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from models.segment.mask import Mask
 
@@ -103,26 +105,52 @@ _PROTO_LAB = srgb_to_lab(np.array([c for colours in _PROTOTYPES.values() for c i
                                   dtype=np.uint8))
 
 
-def white_balance_gains(photo: np.ndarray) -> np.ndarray:
-    """Per-channel gains that neutralise the photo's illuminant (Shades of Grey, p = 6).
+def white_balance_gains(photo: np.ndarray | Image.Image) -> np.ndarray:
+    """Per-channel gains that neutralise the photo's illuminant (Shades of Grey, p = 6), from
+    a regular sample of about 250,000 of its pixels.
 
     Args:
-        photo: (H, W, 3) uint8 RGB.
+        photo: (H, W, 3) uint8 RGB array, or an RGB PIL image (sampled by Pillow, without
+            copying the whole photo into an array).
 
     Returns:
         (3,) float32 gains for R, G, B, each within ``GAIN_RANGE``; multiply 0-1 values.
 
     Raises:
-        ValueError: not an (H, W, 3) array.
+        ValueError: not an (H, W, 3) array or an RGB image.
     """
-    if photo.ndim != 3 or photo.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {photo.shape}")
-    step = max(1, int(np.sqrt(photo.shape[0] * photo.shape[1] / 250_000)))
-    sample = photo[::step, ::step].reshape(-1, 3).astype(np.float32) / 255.0
+    height, width = _size_of(photo)
+    step = max(1, int(np.sqrt(height * width / 250_000)))
+    rows, cols = height // step, width // step
+    sample = _sample(photo, 0, 0, rows, cols, step, step).reshape(-1, 3)
+    sample = sample.astype(np.float32) / 255.0
     norm = np.mean(sample ** MINKOWSKI_P, axis=0) ** (1 / MINKOWSKI_P)
     norm = np.maximum(norm, 1e-3)
     gains = norm.mean() / norm
     return np.clip(gains, *GAIN_RANGE).astype(np.float32)
+
+
+def _size_of(photo: np.ndarray | Image.Image) -> tuple[int, int]:
+    """(height, width) of an (H, W, 3) uint8 array or an RGB PIL image; ValueError else."""
+    if isinstance(photo, Image.Image):
+        if photo.mode != "RGB":
+            raise ValueError(f"expected an RGB image, got mode {photo.mode}")
+        return photo.height, photo.width
+    if photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB array, got shape {photo.shape}")
+    return photo.shape[0], photo.shape[1]
+
+
+def _sample(photo: np.ndarray | Image.Image, top: int, left: int, rows: int, cols: int,
+            step_y: int, step_x: int) -> np.ndarray:
+    """The (rows, cols, 3) uint8 pixels at (top + step_y // 2 + i * step_y, left + step_x // 2
+    + j * step_x): the centre of each step_y x step_x block. For a PIL image, Pillow's
+    nearest-neighbour resize of that box picks exactly these pixels (tested)."""
+    if isinstance(photo, Image.Image):
+        box = (left, top, left + cols * step_x, top + rows * step_y)
+        return np.asarray(photo.resize((cols, rows), Image.Resampling.NEAREST, box=box))
+    oy, ox = top + step_y // 2, left + step_x // 2
+    return photo[oy:oy + rows * step_y:step_y, ox:ox + cols * step_x:step_x]
 
 
 def pixel_terms(lab: np.ndarray) -> np.ndarray:
@@ -143,12 +171,12 @@ def pixel_terms(lab: np.ndarray) -> np.ndarray:
     return np.where(chroma < ACHROMATIC_CHROMA, grey, terms)
 
 
-def main_color(photo: np.ndarray, mask: Mask, gains: np.ndarray | None = None
+def main_color(photo: np.ndarray | Image.Image, mask: Mask, gains: np.ndarray | None = None
                ) -> ColorName | None:
     """The main colour of the object ``mask`` covers in ``photo``.
 
     Args:
-        photo: (H, W, 3) uint8 RGB, the photo the mask is of.
+        photo: (H, W, 3) uint8 RGB array or RGB PIL image, the photo the mask is of.
         mask: the object's mask (photo size, :class:`models.segment.mask.Mask`).
         gains: the photo's :func:`white_balance_gains` (computed if None; pass them when
             naming several objects of one photo).
@@ -158,19 +186,23 @@ def main_color(photo: np.ndarray, mask: Mask, gains: np.ndarray | None = None
         ``MIN_SHARE`` of them.
 
     Raises:
-        ValueError: the mask is not of the photo's size.
+        ValueError: the mask is not of the photo's size, or the photo is not RGB.
     """
-    if mask.shape != photo.shape[:2]:
-        raise ValueError(f"mask {mask.shape} is not of the photo's size {photo.shape[:2]}")
-    slices = mask.slices
-    if slices is None:  # an empty mask
+    size = _size_of(photo)
+    if mask.shape != size:
+        raise ValueError(f"mask {mask.shape} is not of the photo's size {size}")
+    if mask.slices is None:  # an empty mask
         return None
-    # A regular 2-D sample first (every stride-th row and column, leaving at least
-    # MAX_PIXELS of the object's pixels), so a 12-megapixel object's pixels are never all
-    # gathered; then every step-th of those.
+    # A regular 2-D sample (the centre pixel of each stride x stride block of the mask's box,
+    # leaving at least MAX_PIXELS of the object's pixels), so a 12-megapixel object's pixels
+    # are never all read; then every step-th of those.
     stride = max(1, int(np.sqrt(mask.area / MAX_PIXELS)))
-    rows, cols = slices
-    pixels = photo[rows, cols][::stride, ::stride][mask.crop_every(stride)]
+    height, width = mask.crop_shape
+    step_y, step_x = min(stride, height), min(stride, width)
+    rows, cols = height // step_y, width // step_x
+    inside = mask.crop_sample(slice(step_y // 2, step_y // 2 + rows * step_y, step_y),
+                              slice(step_x // 2, step_x // 2 + cols * step_x, step_x))
+    pixels = _sample(photo, mask.top, mask.left, rows, cols, step_y, step_x)[inside]
     if len(pixels) < 20:
         return None
     step = max(1, len(pixels) // MAX_PIXELS)

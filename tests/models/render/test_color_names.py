@@ -160,3 +160,24 @@ def test_the_service_names_each_objects_colour_and_the_json_says_it():
                          objects=[duck, unsure]).to_json()
     assert [(o["color_name"], o["description"]) for o in doc["objects"]] == [
         ("yellow", "a yellow duck"), ("yellow", "something?")]
+
+
+def test_a_pil_photo_is_sampled_at_the_same_pixels_as_its_array():
+    """Pillow's nearest-neighbour resize of a box picks the same pixels as slicing the array
+    (the centre of each block), so both ways give the same gains, term and share exactly: on
+    a large photo a large mask is sampled (stride 24), a thin one at every pixel."""
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, (2000, 3001, 3), dtype=np.uint8)
+    photo[300:1700, 400:2600] = (200, 40, 35)  # a red object with noise in its corner
+    photo[300:400, 400:500] = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    image = Image.fromarray(photo)
+    assert np.array_equal(white_balance_gains(image), white_balance_gains(photo))
+    big = np.zeros(photo.shape[:2], dtype=bool)
+    big[300:1700, 400:2600] = True
+    thin = np.zeros(photo.shape[:2], dtype=bool)
+    thin[1000:1002, 100:2900] = True
+    for array in (big, thin):
+        mask = Mask.from_array(array)
+        gains = white_balance_gains(photo)
+        assert main_color(image, mask, gains) == main_color(photo, mask, gains)
+    assert main_color(image, Mask.from_array(big)).term == "red"
