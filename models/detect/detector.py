@@ -302,7 +302,7 @@ class GroundingDinoDetector:
             raise BadPromptError('Please type what to look for, for example "cat, ball".')
         self._encode_text(phrases)  # refuse over-long prompts before any image work
         pixels = self._pixels(image)
-        boxes, scores = self._run(pixels, phrases, self._photo_key(key, image))
+        boxes, scores = self._run(pixels, phrases, PhotoCache.key_for(key, image))
         return self._select(boxes, scores, phrases, (image.height, image.width),
                             self.max_detections)
 
@@ -331,7 +331,7 @@ class GroundingDinoDetector:
         """
         chunks = chunk_words(words, self.count_tokens, self.max_text_len)
         pixels = self._pixels(image)
-        cache_key = self._photo_key(key, image) if key is not None else "__vocabulary__"
+        cache_key = PhotoCache.key_for(key, image) if key is not None else "__vocabulary__"
         found: list[Detection] = []
         try:
             for chunk in chunks:
@@ -345,21 +345,13 @@ class GroundingDinoDetector:
         found.sort(key=lambda d: d.score, reverse=True)
         return found[:MAX_VOCABULARY_DETECTIONS]
 
-    def _photo_key(self, key: str | None, image: Image.Image) -> str | None:
-        """Backbone cache key: the caller's key with the photo's size (a key reused for a
-        different photo size never hits)."""
-        return None if key is None else f"{key}@{image.width}x{image.height}"
-
     def cached_keys(self) -> set[str]:
         """The photo keys (as given to :meth:`detect`) whose backbone features are cached."""
-        return {cached.rsplit("@", 1)[0] for cached in self._backbone_cache.entries
-                if "@" in cached}
+        return self._backbone_cache.cache.photo_keys()
 
     def forget(self, key: str) -> None:
         """Drop the cached backbone features of ``key`` (every photo size)."""
-        for cached in list(self._backbone_cache.entries):
-            if cached.startswith(f"{key}@"):
-                self._backbone_cache.forget(cached)
+        self._backbone_cache.cache.forget_photo(key)
 
 
 def detections_from(
@@ -450,9 +442,57 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+class PhotoCache:
+    """An LRU of per-photo values (a detector's image features), keyed by
+    :meth:`key_for`: "<photo key>@<W>x<H>", so a key reused for a photo of another size never
+    hits. Keys without "@" (a detector's own scratch entries) are kept too but are no photo's.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        """Keep at most ``size`` entries (0: keep none)."""
+        self.size = size
+        self.entries: OrderedDict[str, Any] = OrderedDict()
+
+    @staticmethod
+    def key_for(key: str | None, image: Image.Image) -> str | None:
+        """The entry key of photo ``key`` seen as ``image`` (None for a None key)."""
+        return None if key is None else f"{key}@{image.width}x{image.height}"
+
+    def get(self, key: str | None) -> Any:
+        """The value kept under ``key``, or None (always None for a None key)."""
+        if key is None or key not in self.entries:
+            return None
+        self.entries.move_to_end(key)
+        return self.entries[key]
+
+    def put(self, key: str | None, value: Any) -> None:
+        """Keep ``value`` under ``key`` (nothing for a None key), dropping the least recently
+        used entries beyond ``size``."""
+        if key is None or self.size <= 0:
+            return
+        self.entries[key] = value
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """Drop the entry ``key``, if any."""
+        self.entries.pop(key, None)
+
+    def photo_keys(self) -> set[str]:
+        """The photo keys (as given to :meth:`key_for`) with an entry."""
+        return {entry.rsplit("@", 1)[0] for entry in self.entries if "@" in entry}
+
+    def forget_photo(self, key: str) -> None:
+        """Drop every entry of photo ``key`` (every size)."""
+        for entry in [e for e in self.entries if "@" in e and e.rsplit("@", 1)[0] == key]:
+            del self.entries[entry]
+
+
 class BackboneCache:
     """Wraps the Swin image backbone's ``forward`` (``backbone.conv_encoder``) so that several
-    text passes over one photo compute it once. Entries are kept per key in an LRU of ``size``.
+    text passes over one photo compute it once. Entries are kept per key in a
+    :class:`PhotoCache` of ``size``.
 
     The feature maps depend only on ``pixel_values``/``pixel_mask``; an entry is used only when
     the pixel shape matches. Only the feature maps and their masks are kept (~4 MB at 512 px
@@ -463,34 +503,31 @@ class BackboneCache:
 
     def __init__(self, backbone: torch.nn.Module, size: int = 4) -> None:
         """Install the cache on ``backbone`` (``model.model.backbone``)."""
-        self.size = size
         self.key: str | None = None
-        self.entries: OrderedDict[str, tuple[tuple[int, ...], list[Any]]] = OrderedDict()
+        self.cache = PhotoCache(size)
         encoder = backbone.conv_encoder
         self._forward = encoder.forward
         encoder.forward = self.forward
+
+    @property
+    def entries(self) -> OrderedDict[str, tuple[tuple[int, ...], list[Any]]]:
+        """The kept entries: key -> (pixel shape, [(feature map, mask)] per level)."""
+        return self.cache.entries
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor) -> list[Any]:
         """The backbone's [(feature map (1, C, h, w), mask (1, h, w) bool)] per level, from
         the cache when possible (a new list each call)."""
         shape = tuple(pixel_values.shape)
-        key = self.key
-        if key is not None:
-            hit = self.entries.get(key)
-            if hit is not None and hit[0] == shape:
-                self.entries.move_to_end(key)
-                return list(hit[1])
+        hit = self.cache.get(self.key)
+        if hit is not None and hit[0] == shape:
+            return list(hit[1])
         out = self._forward(pixel_values, pixel_mask)
-        if key is not None and self.size > 0:
-            self.entries[key] = (shape, list(out))
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+        self.cache.put(self.key, (shape, list(out)))
         return out
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s entry, if any."""
-        self.entries.pop(key, None)
+        self.cache.forget(key)
 
 
 class TextCache:

@@ -8,7 +8,8 @@ words meet the photo only in the fusion decoder: each of its 900 queries is scor
 every word's embedding (cosine similarity), and a task prompt ("Detect cup, book.") is fused
 with the queries. So, unlike Grounding DINO, whose encoder reads the words with the photo:
 
-- a photo's encoder features are computed once and kept (:class:`ImageFeatures`, per key);
+- a photo's encoder features are computed once and kept, per key
+  (:class:`models.detect.detector.PhotoCache`);
 - each word's embedding and each task prompt's are computed once per process (the model's
   own LRUs, enlarged to hold the whole vocabulary);
 - the whole vocabulary is one decoder pass, every word a class of its own
@@ -24,7 +25,6 @@ pair's sigmoid score, the best ``num_queries`` pairs, a score threshold, NMS per
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from models.detect.detector import (
     MAX_DETECTIONS,
     MAX_VOCABULARY_DETECTIONS,
     Detection,
+    PhotoCache,
     detections_from,
     quiet_loading,
 )
@@ -109,7 +110,7 @@ class OmDetTurboDetector:
         self.box_threshold = box_threshold
         self.nms_iou = nms_iou
         self.max_detections = max_detections
-        self.images = ImageFeatures(cache_size)
+        self.images = PhotoCache(cache_size)
 
     @classmethod
     def from_pretrained(
@@ -169,7 +170,7 @@ class OmDetTurboDetector:
     def _features(self, image: Image.Image, key: str | None) -> tuple[torch.Tensor, ...]:
         """The hybrid encoder's feature maps of ``image`` (``extracted_states``: 3 levels of
         (1, 256, h, w), strides 8, 16, 32), from the cache under ``key`` when there."""
-        cache_key = None if key is None else f"{key}@{image.width}x{image.height}"
+        cache_key = PhotoCache.key_for(key, image)
         cached = self.images.get(cache_key)
         if cached is not None:
             return cached
@@ -246,6 +247,13 @@ class OmDetTurboDetector:
         return detections_from(boxes[order // count], flat, order % count, words, photo_size,
                                self.nms_iou, limit)  # fmt: skip
 
+    def _find(self, image: Image.Image, words: list[str], key: str | None,
+              limit: int) -> list[Detection]:  # fmt: skip
+        """One decoder pass of ``words`` on ``image``'s (cached) features, selected by
+        :meth:`_select` with at most ``limit`` detections."""
+        boxes, scores = self._decode(self._features(image, key), words)
+        return self._select(boxes, scores, words, (image.height, image.width), limit)
+
     # ------------------------------------------------------------------ public
 
     def detect(
@@ -271,10 +279,7 @@ class OmDetTurboDetector:
         """
         if not phrases:
             raise BadPromptError('Please type what to look for, for example "cat, ball".')
-        words = list(phrases)
-        boxes, scores = self._decode(self._features(image, key), words)
-        return self._select(boxes, scores, words, (image.height, image.width),
-                            self.max_detections)  # fmt: skip
+        return self._find(image, list(phrases), key, self.max_detections)
 
     def detect_vocabulary(
         self, image: Image.Image, words: Sequence[str], *, key: str | None = None
@@ -297,43 +302,13 @@ class OmDetTurboDetector:
         """
         if not words:
             raise ValueError("no words to look for")
-        words = list(words)
-        boxes, scores = self._decode(self._features(image, key), words)
-        return self._select(boxes, scores, words, (image.height, image.width),
-                            MAX_VOCABULARY_DETECTIONS)  # fmt: skip
+        return self._find(image, list(words), key, MAX_VOCABULARY_DETECTIONS)
 
     def cached_keys(self) -> set[str]:
         """The photo keys (as given to :meth:`detect`) whose encoder features are cached."""
-        return {cached.rsplit("@", 1)[0] for cached in self.images.entries}
+        return self.images.photo_keys()
 
     def forget(self, key: str) -> None:
         """Drop the cached encoder features of ``key`` (every photo size)."""
-        for cached in list(self.images.entries):
-            if cached.rsplit("@", 1)[0] == key:
-                del self.images.entries[cached]
+        self.images.forget_photo(key)
 
-
-class ImageFeatures:
-    """An LRU of photos' encoder features, keyed by "<photo key>@<W>x<H>"."""
-
-    def __init__(self, size: int = 4) -> None:
-        """Keep at most ``size`` photos (0: keep none)."""
-        self.size = size
-        self.entries: OrderedDict[str, tuple[torch.Tensor, ...]] = OrderedDict()
-
-    def get(self, key: str | None) -> tuple[torch.Tensor, ...] | None:
-        """The features cached under ``key``, or None (always None for a None key)."""
-        if key is None or key not in self.entries:
-            return None
-        self.entries.move_to_end(key)
-        return self.entries[key]
-
-    def put(self, key: str | None, features: tuple[torch.Tensor, ...]) -> None:
-        """Keep ``features`` under ``key`` (nothing for a None key), dropping the least
-        recently used photos beyond ``size``."""
-        if key is None or self.size <= 0:
-            return
-        self.entries[key] = features
-        self.entries.move_to_end(key)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
