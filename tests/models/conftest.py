@@ -63,3 +63,35 @@ def assert_same_boxes_as_transformers(ours, theirs, class_name: str) -> None:
     ref_boxes, ref_scores = theirs._run(pixels, ["cat", "ball"], None)
     torch.testing.assert_close(boxes, ref_boxes, rtol=0, atol=1e-4)
     torch.testing.assert_close(scores, ref_scores, rtol=0, atol=1e-4)
+
+
+class Counter:
+    """Forward hook that counts the runs of a module."""
+
+    def __init__(self, module) -> None:
+        self.runs = 0
+        self.handle = module.register_forward_hook(self)
+
+    def __call__(self, *args) -> None:
+        self.runs += 1
+
+    def remove(self) -> None:
+        self.handle.remove()
+
+
+def assert_bfloat16_boxes_match(boxes32, scores32, boxes16, scores16) -> None:
+    """A detector's bfloat16 run against its float32 run on the same weights and input
+    (boxes (Q, 4) cxcywh, scores (Q, N)): both float32 outputs, not equal (autocast applied),
+    >= 95% of the float32 boxes with a bfloat16 box of IoU >= 0.95 (matched to the closest:
+    random weights' query order may differ), and those matched boxes' scores within 0.01 at
+    the median."""
+    from torchvision.ops import box_convert, box_iou
+
+    assert boxes16.dtype == torch.float32 and scores16.dtype == torch.float32
+    assert not torch.equal(boxes32, boxes16), "autocast was not applied"
+    iou = box_iou(box_convert(boxes32, "cxcywh", "xyxy"), box_convert(boxes16, "cxcywh", "xyxy"))
+    best, match = iou.max(dim=1)
+    assert float((best >= 0.95).float().mean()) >= 0.95, f"median IoU {float(best.median())}"
+    close = best >= 0.95
+    difference = (scores32[close] - scores16[match[close]]).abs()
+    assert float(difference.median()) < 0.01  # the matched boxes' scores agree too

@@ -14,21 +14,7 @@ from models.detect.vocabulary import VOCABULARY
 from models.errors import BadPromptError
 from models.result import UNSURE_LABEL
 from models.segment.mask import Mask
-from tests.models.conftest import open_photo
-
-
-class Counter:
-    """Forward hook that counts the runs of a module."""
-
-    def __init__(self, module) -> None:
-        self.runs = 0
-        self.handle = module.register_forward_hook(self)
-
-    def __call__(self, *args) -> None:
-        self.runs += 1
-
-    def remove(self) -> None:
-        self.handle.remove()
+from tests.models.conftest import Counter, open_photo
 
 
 @pytest.fixture

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchvision.ops import box_convert, box_iou
 
 from models.config import ServiceConfig
 from models.detect.detector import GroundingDinoDetector
 from models.runtime.precision import autocast_dtype, native_bfloat16
-from tests.models.conftest import open_photo
+from tests.models.conftest import assert_bfloat16_boxes_match, open_photo
 
 CPUS = {  # the flags that matter of each CPU kind, and what MODEL_PRECISION=auto gives it
     "avx2-only": ("fpu sse avx2 fma", False),
@@ -85,12 +84,4 @@ def test_bfloat16_keeps_the_float32_boxes(full_size_detector):
         boxes16, scores16 = detector._run(pixels, phrases, None)
     finally:
         detector.autocast_dtype = None
-    assert boxes16.dtype == torch.float32 and scores16.dtype == torch.float32
-    assert not torch.equal(boxes32, boxes16), "autocast was not applied"
-    iou = box_iou(box_convert(boxes32, "cxcywh", "xyxy"), box_convert(boxes16, "cxcywh", "xyxy"))
-    best, match = iou.max(dim=1)
-    assert float((best >= 0.95).float().mean()) >= 0.95, f"median IoU {float(best.median())}"
-    # The matched boxes' phrase scores agree too.
-    close = best >= 0.95
-    difference = (scores32[close] - scores16[match[close]]).abs()
-    assert float(difference.median()) < 0.01
+    assert_bfloat16_boxes_match(boxes32, scores32, boxes16, scores16)

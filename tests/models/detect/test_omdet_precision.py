@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torchvision.ops import box_convert, box_iou
 
 from models.detect.omdet import OmDetTurboDetector
-from tests.models.conftest import open_photo
+from tests.models.conftest import assert_bfloat16_boxes_match, open_photo
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +50,4 @@ def test_bfloat16_keeps_the_float32_boxes(full_size_detector):
     words = ["dog", "ball", "grass"]
     boxes32, scores32 = run(full_size_detector, photo, words, None)
     boxes16, scores16 = run(full_size_detector, photo, words, torch.bfloat16)
-    assert boxes16.dtype == torch.float32 and scores16.dtype == torch.float32
-    assert not torch.equal(boxes32, boxes16), "autocast was not applied"
-    iou = box_iou(box_convert(boxes32, "cxcywh", "xyxy"), box_convert(boxes16, "cxcywh", "xyxy"))
-    best, match = iou.max(dim=1)
-    assert float((best >= 0.95).float().mean()) >= 0.95, f"median IoU {float(best.median())}"
-    close = best >= 0.95
-    difference = (scores32[close] - scores16[match[close]]).abs()
-    assert float(difference.median()) < 0.01  # the matched boxes' word scores agree too
+    assert_bfloat16_boxes_match(boxes32, scores32, boxes16, scores16)
